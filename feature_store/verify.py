@@ -1,0 +1,99 @@
+"""`verify`: every shard opens; every item is finite and of the declared shape and dtype."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from feature_store.feature_dir import FeatureDir
+from feature_store.layout import ItemLayout
+from feature_store.names import decode_id
+from feature_store.shard import open_h5
+
+
+@dataclass
+class VerifyReport:
+    problems: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
+    shards: int = 0
+    clips: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _check_clip(where: str, group: h5py.Group, layout: ItemLayout, shapes: Counter) -> list[str]:
+    if "data" not in group or "times" not in group:
+        return [f"{where}: missing 'data' or 'times'"]
+    data, times = group["data"], group["times"]
+    problems = []
+    problem = layout.shape_problem(data.shape, data.dtype)
+    if problem:
+        problems.append(f"{where}: {problem}")
+    shapes[data.shape[1:]] += 1
+    if times.shape != (data.shape[0] if data.ndim else -1,):
+        problems.append(f"{where}: times shape {times.shape} does not match data shape {data.shape}")
+    if data.dtype.kind == "f" and not np.isfinite(data[()]).all():
+        problems.append(f"{where}: data has NaN/inf")
+    if times.dtype.kind != "f" or not np.isfinite(times[()]).all():
+        problems.append(f"{where}: times are not finite floats")
+    for name, extra in (group.get("extras") or {}).items():
+        if extra.shape[:1] != data.shape[:1]:
+            problems.append(f"{where}: extra {name!r} shape {extra.shape} does not match T={data.shape[0]}")
+        elif extra.dtype.kind == "f" and not np.isfinite(extra[()]).all():
+            problems.append(f"{where}: extra {name!r} has NaN/inf")
+    return problems
+
+
+def _check_shard(shard: Path, layout: ItemLayout, report: VerifyReport, seen: Counter, shapes: Counter) -> None:
+    try:
+        with open_h5(shard) as f:
+            clips = f.get("clips")
+            if not isinstance(clips, h5py.Group):
+                report.problems.append(f"{shard}: no 'clips' group")
+                return
+            for key in clips:
+                clip_id = decode_id(key)
+                seen[clip_id] += 1
+                report.clips += 1
+                report.problems.extend(_check_clip(f"{shard.name}:{clip_id}", clips[key], layout, shapes))
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        report.problems.append(f"{shard}: cannot be read ({type(exc).__name__}: {exc})")
+
+
+def verify_dir(fd: FeatureDir, report: VerifyReport | None = None) -> VerifyReport:
+    report = report or VerifyReport()
+    label = f"{fd.feature}@{fd.fingerprint}"
+    try:
+        layout = fd.layout
+    except ValueError as exc:
+        report.problems.append(f"{fd.spec_path}: {exc}")
+        return report
+    seen: Counter = Counter()
+    shapes: Counter = Counter()
+    shards = fd.shards()
+    report.shards += len(shards)
+    for shard in shards:
+        _check_shard(shard, layout, report, seen, shapes)
+    dim_checked = layout.dim is not None and all(len(s) == 1 for s in shapes)  # each item already checked
+    if layout.item_shape is None and len(shapes) > 1 and not dim_checked:
+        report.problems.append(f"{label}: clips have different row shapes {dict(shapes)}")
+    dups = [c for c, n in seen.items() if n > 1]
+    if dups:
+        report.info.append(f"{label}: {len(dups)} clip(s) in more than one shard (newest shard wins; "
+                           f"`eri-store compact` drops the rest), e.g. {sorted(dups)[:3]}")
+    temps = fd.temporaries()
+    if temps:
+        report.info.append(f"{label}: {len(temps)} unpublished temporary file(s) (ignored by readers)")
+    return report
+
+
+def verify_dirs(dirs: list[FeatureDir]) -> VerifyReport:
+    report = VerifyReport()
+    for fd in dirs:
+        verify_dir(fd, report)
+    return report

@@ -1,0 +1,76 @@
+"""Acceptance 3: SIGKILL a writer at random points; only whole shards survive, nothing committed is
+lost, `eri-store verify` passes, and a resumed run ends with exactly one copy of every clip."""
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from feature_store import FeatureStore
+from feature_store.shard import shard_ids
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from crash_writer import FP, clip_data  # noqa: E402
+
+N_CLIPS, PER_SHARD, TRIALS = 150, 3, 10
+
+
+def _eri_store() -> list[str]:
+    script = Path(sys.executable).with_name("eri-store")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "feature_store.cli"]
+
+
+def _writer(store: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(HERE / "crash_writer.py"), str(store), str(N_CLIPS), str(PER_SHARD)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def _copies(store: Path) -> Counter:
+    fd = FeatureStore(store).feature_dir("crashy", FP)
+    return Counter(c for shard in fd.shards() for c in shard_ids(shard))
+
+
+def test_sigkill_at_random_points_leaves_only_whole_shards(tmp_path: Path) -> None:
+    rng = random.Random(20240607)
+    killed_midway = killed_inside_shard = 0
+    for trial in range(TRIALS):
+        store = tmp_path / f"store{trial}"
+        proc = _writer(store)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.5))
+        proc.send_signal(signal.SIGKILL)
+        rest, _ = proc.communicate()
+        committed = {line.split()[1] for line in rest.splitlines() if line.startswith("committed ")}
+        killed_midway += "finished" not in rest
+        killed_inside_shard += bool(FeatureStore(store).feature_dir("crashy", FP).temporaries())
+
+        check = subprocess.run([*_eri_store(), "verify", "--store", str(store)], capture_output=True, text=True)
+        assert check.returncode == 0, f"trial {trial}: verify failed\n{check.stdout}\n{check.stderr}"
+        present = set(_copies(store))
+        assert committed <= present, f"trial {trial}: lost committed clips {sorted(committed - present)[:5]}"
+
+        resumed = _writer(store)
+        out, _ = resumed.communicate(timeout=60)
+        assert resumed.returncode == 0 and "finished" in out
+        copies = _copies(store)
+        assert set(copies) == {f"clip/{i:04d}" for i in range(N_CLIPS)}
+        assert max(copies.values()) == 1, f"trial {trial}: duplicated clips"
+        assert not FeatureStore(store).feature_dir("crashy", FP).temporaries(), "dead writer's temp not cleaned"
+        reader = FeatureStore(store).reader("crashy")
+        for i in rng.sample(range(N_CLIPS), 5):
+            data, times = reader.get(f"clip/{i:04d}")
+            expected, expected_t = clip_data(i)
+            np.testing.assert_array_equal(data, expected)
+            np.testing.assert_array_equal(times, expected_t)
+        reader.close()
+        shutil.rmtree(store)
+    assert killed_midway >= TRIALS // 2, f"only {killed_midway} of {TRIALS} kills landed mid-write"
+    assert killed_inside_shard >= 1, "no kill landed while a shard was being written"
