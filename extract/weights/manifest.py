@@ -1,0 +1,105 @@
+"""sha256 of files (cached per process by path+size+mtime) and the per-entry manifest.json.
+
+Files that came in through `eri-weights fetch/import` get a manifest recording every file's sha256,
+where it came from and whether that source matched a registry pin; the resolver checks against it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+_CHUNK = 1 << 20
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+Progress = Callable[[int, "int | None"], None]  # (bytes done, total or None)
+
+
+def sha256_file(path: Path, progress: Progress | None = None) -> str:
+    """sha256 of a file; computed once per process for a given (path, size, mtime)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _hash_cache:
+        return _hash_cache[key]
+    digest, done = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, st.st_size)
+    _hash_cache[key] = digest.hexdigest()
+    return _hash_cache[key]
+
+
+def sha256_dir(path: Path) -> str:
+    """One digest for a directory checkpoint: sha256 over sorted 'relative-name sha256' lines."""
+    files = [p for p in sorted(path.rglob("*")) if p.is_file() and p.name != MANIFEST
+             and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    lines = [f"{p.relative_to(path).as_posix()} {sha256_file(p)}\n" for p in files]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+@dataclass
+class Manifest:
+    name: str
+    main: str  # file resolve returns, relative to the entry dir ("." = the dir itself)
+    files: dict[str, dict] = field(default_factory=dict)  # name -> {"sha256", "size"}
+    origin: str = ""  # URL, wheel member, or the imported path
+    source_sha256: str | None = None  # sha256 of the file as obtained (before conversion)
+    pinned: bool = False  # source_sha256 matched the registry pin
+    converter: str | None = None
+    converted: bool = True  # False: source stored, conversion still pending
+    pending_reason: str = ""
+    dropped: list[str] = field(default_factory=list)  # non-tensor items left out on import
+    created: str = ""
+
+    def add_file(self, directory: Path, name: str) -> None:
+        p = directory / name
+        self.files[name] = {"sha256": sha256_file(p), "size": p.stat().st_size}
+
+
+def read_manifest(directory: Path) -> Manifest | None:
+    path = directory / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return Manifest(**data)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: unreadable manifest ({exc}); delete it and fetch/import again") from exc
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> Path:
+    manifest.created = manifest.created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return atomic_write_bytes(directory / MANIFEST,
+                              (json.dumps(asdict(manifest), indent=2) + "\n").encode())
+
+
+def umask_mode(path: str | Path, mode: int = 0o666) -> None:
+    """mkstemp creates 0600 files; give finished files the usual permissions."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, mode & ~mask)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
