@@ -1,0 +1,166 @@
+"""Face crops per sampled frame: detect (mediapipe BlazeFace) → track → fill → smooth → crop.
+
+The model file comes from the weights resolver (`blazeface`, short range, for faces
+within ~2 m that fill a fair part of the frame; `blazeface_full_range` for small/far
+faces). Per frame the subject's face is chosen (extract.face_track.pick_subject), frames
+without a detection are filled from detected frames within `fill_window` sampled frames,
+the track is smoothed, each box is made square, grown by `margin` on every side, cut out
+(padding outside the picture) and resized to `size`. Frames with no usable detection
+nearby fall back to a centred full-frame square. A clip without any face is flagged in
+its QA values; it is not an error.
+"""
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from extract.face_track import DETECTED, FALLBACK, FILLED, fill_gaps, pick_subject, smooth
+from extract.media import Frames
+
+log = logging.getLogger(__name__)
+
+DETECT_MAX_SIDE = 384  # frames are shrunk (area-averaged) to this before detection; the nets see 128/192 px
+
+
+@dataclass(frozen=True)
+class FacePolicy:
+    size: int = 224                 # output crop side (112 or 224 for the backbones)
+    margin: float = 0.25            # fraction of the face box side added on each side
+    fill_window: int = 12           # sampled frames a detection may be carried over a gap
+    min_confidence: float = 0.5     # detector score threshold
+    smoothing_s: float = 0.2        # centred moving-average window over the track, seconds (0 = off)
+    min_detection_rate: float = 0.5  # clips below are flagged
+    pad: str = "black"              # outside the picture: "black" or "edge" (replicate)
+
+    def __post_init__(self) -> None:
+        if self.size < 8 or self.margin < 0 or self.fill_window < 0 or self.pad not in ("black", "edge"):
+            raise ValueError(f"invalid FacePolicy: {self}")
+
+
+@dataclass
+class FaceOutput:
+    crops: np.ndarray        # uint8 (N, S, S, 3) RGB
+    times: np.ndarray        # float64 (N,)
+    boxes: np.ndarray        # float32 (N, 4) xyxy source pixels: the square each crop shows (may exceed the frame)
+    face_boxes: np.ndarray   # float32 (N, 4) smoothed face box before margin; NaN on fallback frames
+    status: np.ndarray       # int8 (N,) DETECTED / FILLED / FALLBACK (extract.face_track)
+    scores: np.ndarray       # float32 (N,) detector confidence, 0 where not detected
+    qa: dict[str, float] = field(default_factory=dict)
+
+
+class BlazeFace:
+    """mediapipe Tasks FaceDetector in IMAGE mode (no state between calls, so it can be
+    reused across clips); returns detections as (k, 5) arrays x0, y0, x1, y1, score."""
+
+    def __init__(self, model_path: str | Path, min_confidence: float = 0.5) -> None:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"face detector model not found: {path}")
+        options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_path=str(path)),
+                                             running_mode=vision.RunningMode.IMAGE,
+                                             min_detection_confidence=float(min_confidence))
+        self._detector = vision.FaceDetector.create_from_options(options)
+        self._finalizer = weakref.finalize(self, _close_detector, self._detector)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        import cv2
+        import mediapipe as mp
+
+        h, w = image.shape[:2]
+        scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
+        if scale < 1.0:
+            image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_AREA)
+        result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+        rows = [(d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.origin_x + d.bounding_box.width,
+                 d.bounding_box.origin_y + d.bounding_box.height, d.categories[0].score if d.categories else 0.0)
+                for d in result.detections]
+        dets = np.array(rows, np.float64).reshape(-1, 5)
+        dets[:, :4] /= scale
+        return dets
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _close_detector(detector) -> None:
+    try:
+        detector.close()
+    except Exception:  # at interpreter exit mediapipe's executor is already shut down
+        detector._handle = None  # keeps mediapipe's __del__ from retrying and printing a traceback
+
+
+def crop_square(image: np.ndarray, box: np.ndarray, size: int, pad: str = "black") -> np.ndarray:
+    """Cut the square `box` (xyxy, may exceed the picture) out of `image` and resize to size×size."""
+    import cv2
+
+    h, w = image.shape[:2]
+    x0, y0 = int(round(box[0])), int(round(box[1]))
+    side = max(1, int(round(box[2] - box[0])))
+    x1, y1 = x0 + side, y0 + side
+    inner = image[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
+    if inner.size == 0:
+        patch = np.zeros((side, side, 3), np.uint8)
+    else:
+        border = cv2.BORDER_REPLICATE if pad == "edge" else cv2.BORDER_CONSTANT
+        patch = cv2.copyMakeBorder(inner, max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w), border, value=0)
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interp)
+
+
+def square_boxes(face_boxes: np.ndarray, status: np.ndarray, width: int, height: int, margin: float) -> np.ndarray:
+    """Square crop regions: face box centre, side = longer side × (1 + 2·margin);
+    FALLBACK rows: the centred full-frame square (side = shorter frame side)."""
+    cx = (face_boxes[:, 0] + face_boxes[:, 2]) / 2
+    cy = (face_boxes[:, 1] + face_boxes[:, 3]) / 2
+    side = np.maximum(face_boxes[:, 2] - face_boxes[:, 0], face_boxes[:, 3] - face_boxes[:, 1]) * (1 + 2 * margin)
+    fb = status == FALLBACK
+    cx[fb], cy[fb], side[fb] = width / 2, height / 2, min(width, height)
+    return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=1).astype(np.float32)
+
+
+class FaceCropper:
+    """Reusable per process: the detector is created once and applied to many clips."""
+
+    def __init__(self, model_path: str | Path, policy: FacePolicy | None = None) -> None:
+        self.policy = policy or FacePolicy()
+        self.detector = BlazeFace(model_path, self.policy.min_confidence)
+
+    def detect(self, images: np.ndarray) -> list[np.ndarray]:
+        return [self.detector(img) for img in images]
+
+    def crop(self, frames: Frames) -> FaceOutput:
+        p = self.policy
+        n = len(frames.images)
+        boxes, scores = pick_subject(self.detect(frames.images))
+        boxes, status = fill_gaps(boxes, p.fill_window)
+        boxes = smooth(boxes, status, frames.times, p.smoothing_s)
+        h, w = frames.images.shape[1:3] if n else (0, 0)
+        squares = square_boxes(boxes, status, w, h, p.margin)
+        crops = np.zeros((n, p.size, p.size, 3), np.uint8)
+        for i, (image, square) in enumerate(zip(frames.images, squares, strict=True)):
+            crops[i] = crop_square(image, square, p.size, p.pad)
+        detected = int((status == DETECTED).sum())
+        rate = detected / n if n else 0.0
+        qa = {"face_detection_rate": rate, "frames": float(n), "frames_filled": float((status == FILLED).sum()),
+              "frames_fallback": float((status == FALLBACK).sum()),
+              "flagged": float(detected == 0 or rate < p.min_detection_rate)}
+        if qa["flagged"]:
+            log.info("%s: face detected in %d of %d frames: flagged", frames.path or "clip", detected, n)
+        return FaceOutput(crops=crops, times=np.asarray(frames.times, np.float64), boxes=squares,
+                          face_boxes=boxes.astype(np.float32), status=status, scores=scores.astype(np.float32), qa=qa)
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def __enter__(self) -> "FaceCropper":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

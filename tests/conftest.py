@@ -1,0 +1,87 @@
+"""Shared fixtures: generated media (real-face clips with speech) and the BlazeFace model.
+
+- `sample_clip`: one 3 s astronaut clip, 320×240 @ 25 fps, H.264 + AAC speech
+  (pipelines.sample_data.SampleClip: .path, .times, .face_boxes per frame, .params …).
+- `sample_variants`: {kind: SampleClip} for every kind in pipelines.sample_data.VARIANTS
+  (no_face, no_audio, odd_fps, low_fps, vfr, late_start, rotated, truncated,
+  truncated_index, zero_length, not_media, face), 2 s each.
+- `sample_dataset`: 24 labelled 2 s clips (SampleDataset: .root, .video_dir,
+  .labels_csv, .clips, .ids; os.fspath(sample_dataset) is the root folder).
+- `blazeface_model` / `blazeface_full_range_model`: path of the real .tflite, resolved
+  through extract.weights; if not installed, extracted from the pinned mediapipe wheel
+  (pip download, cached in .pytest_cache) into a temporary $ERI_WEIGHTS_DIR. Skips only if
+  PyPI cannot be reached.
+All are session-scoped and read-only: copy a file before changing it.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def sample_media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sample_media")
+
+
+@pytest.fixture(scope="session")
+def sample_clip(sample_media_dir: Path):
+    from pipelines.sample_data import ClipParams, make_clip
+
+    params = ClipParams(person="astronaut", brightness=1.0, warmth=0.2, height=0.9, sway=0.6, speed=0.5,
+                        zoom=0.1, f0=180.0, syllable_rate=4.5, loudness=0.6, background=7)
+    return make_clip(sample_media_dir / "sample_face.mp4", "face", seed=11, params=params, duration=3.0)
+
+
+@pytest.fixture(scope="session")
+def sample_variants(sample_media_dir: Path) -> dict:
+    from pipelines.sample_data import VARIANTS, make_clip
+
+    folder = sample_media_dir / "variants"
+    return {kind: make_clip(folder / f"{kind}.mp4", kind, seed=5, duration=2.0) for kind in VARIANTS}
+
+
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory: pytest.TempPathFactory):
+    from pipelines.sample_data import make_sample_dataset
+
+    return make_sample_dataset(tmp_path_factory.mktemp("sample_dataset"), n_clips=24, seed=0, duration=2.0)
+
+
+def _detector_model(request: pytest.FixtureRequest, factory: pytest.TempPathFactory, name: str) -> Path:
+    from extract.weights import WeightsError, get_entry, resolve
+
+    try:
+        return resolve(name).path  # already fetched by the user (eri-weights fetch) or in $ERI_WEIGHTS_DIR
+    except WeightsError:
+        pass
+    entry = get_entry(name)
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    base = Path(cache.mkdir("eri-weights")) if cache is not None else factory.mktemp("eri-weights-download")
+    cached = base / name / entry.source_name
+    if not cached.is_file() or cached.stat().st_size != entry.size:
+        from extract.weights.errors import WeightsFetchError
+        from extract.weights.fetch import fetch_wheel_member
+
+        try:
+            fetch_wheel_member(entry.wheel, cached, sha256=entry.sha256, size=entry.size)
+        except WeightsFetchError as exc:
+            pytest.skip(f"cannot get the {name} model from the mediapipe wheel on PyPI (offline?): {exc}")
+    weights_dir = factory.mktemp("weights")
+    (weights_dir / name).mkdir()
+    shutil.copy2(cached, weights_dir / name / entry.source_name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ERI_WEIGHTS_DIR", str(weights_dir))
+        return resolve(name).path  # verified against the registry's sha256 pin
+
+
+@pytest.fixture(scope="session")
+def blazeface_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _detector_model(request, tmp_path_factory, "blazeface")
+
+
+@pytest.fixture(scope="session")
+def blazeface_full_range_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _detector_model(request, tmp_path_factory, "blazeface_full_range")
