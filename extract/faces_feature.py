@@ -65,13 +65,11 @@ def weights_entry(config: dict | None = None) -> str:
 
 def _build(opts: BuildOptions) -> FacesExtractor:
     config = {**DEFAULT_CONFIG, **opts.config}
-    entry = weights_entry(config)
-    # opts.weights_path is the spec's entry (short range); the full-range model is resolved here
-    path = opts.weights_path if entry == SPEC.weights else None
+    path = opts.weights_path  # the pipeline resolves weights_entry(config)
     if path is None:
         from extract.weights import resolve
 
-        path = str(resolve(entry).path)
+        path = str(resolve(weights_entry(config)).path)
     return FacesExtractor(path, config)
 
 
@@ -90,4 +88,5 @@ SPEC = FeatureSpec(
     default_config=dict(DEFAULT_CONFIG),
     dtype="uint8",
     extras={"boxes": 4, "face_status": 1},
+    weights_selector=weights_entry,
 )

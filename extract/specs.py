@@ -66,6 +66,11 @@ class FeatureSpec:
     dtype: str = "float32"
     extras: dict[str, int] = field(default_factory=dict)  # extra output name -> dim
     clip_level: bool = False  # one row per clip (T = 1)
+    weights_selector: Callable[[dict[str, Any]], str | None] | None = None  # entry depends on config
+
+    def weights_entry(self, config: dict[str, Any]) -> str | None:
+        """The weights entry this config needs (e.g. the full-range face detector)."""
+        return self.weights_selector(config) if self.weights_selector else self.weights
 
     def config_with(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         unknown = set(overrides or {}) - set(self.default_config)
