@@ -24,6 +24,7 @@ def catalog() -> SpecRegistry:
     registry = SpecRegistry()
     for module_name in FEATURE_MODULES:
         module = importlib.import_module(module_name)
-        for spec in getattr(module, "SPECS", (module.SPEC,)):
+        specs = module.SPECS if hasattr(module, "SPECS") else (module.SPEC,)
+        for spec in specs:
             registry.register(spec)
     return registry

@@ -67,9 +67,8 @@ class FrozenImageBackbone:
     def _split(merged: dict[str, np.ndarray], counts: list[int], times: list[np.ndarray]) -> list[FeatureOutput]:
         results, start = [], 0
         for n, t in zip(counts, times):
-            part = {k: v[start:start + n] for k, v in merged.items()}
+            part = {k: v[start:start + n].astype(np.float32) for k, v in merged.items()}
             start += n
-            data = part.pop("data") if n else np.zeros((0, 0), np.float32)
-            results.append(FeatureOutput(data=data.astype(np.float32), times=np.asarray(t, np.float64),
-                                         extras={k: v.astype(np.float32) for k, v in part.items()}))
+            data = part.pop("data", np.zeros((0, 0), np.float32))  # (0, 0) only if no clip had a frame
+            results.append(FeatureOutput(data=data, times=np.asarray(t, np.float64), extras=part))
         return results
