@@ -12,7 +12,10 @@ its QA values; it is not an error.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +55,24 @@ class FaceOutput:
     qa: dict[str, float] = field(default_factory=dict)
 
 
+@contextmanager
+def _native_stderr_silenced():
+    """mediapipe's C++ runtime logs INFO lines to fd 2 when a detector starts and on its first
+    call (no env var turns them off); hide them so progress bars and errors stay readable."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class BlazeFace:
     """mediapipe Tasks FaceDetector in IMAGE mode (no state between calls, so it can be
     reused across clips); returns detections as (k, 5) arrays x0, y0, x1, y1, score."""
@@ -65,7 +86,9 @@ class BlazeFace:
         options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_path=str(path)),
                                              running_mode=vision.RunningMode.IMAGE,
                                              min_detection_confidence=float(min_confidence))
-        self._detector = vision.FaceDetector.create_from_options(options)
+        with _native_stderr_silenced():
+            self._detector = vision.FaceDetector.create_from_options(options)
+            self._detector.detect(_blank_image())  # the first call logs too
         self._finalizer = weakref.finalize(self, _close_detector, self._detector)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -87,6 +110,12 @@ class BlazeFace:
 
     def close(self) -> None:
         self._finalizer()
+
+
+def _blank_image():
+    import mediapipe as mp
+
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8))
 
 
 def _close_detector(detector) -> None:
