@@ -1,0 +1,59 @@
+"""Console summaries for humans (rich tables); the CLI prints these."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from fusion.heads import list_heads
+from fusion.labels import EMOTION_COLUMNS, EMOTIONS
+
+
+def results_table(metrics: dict) -> Table:
+    single, ens, test = metrics["single"], metrics["ensemble"], metrics.get("test")
+    n = single["n_models"]
+    table = Table(title=f"{metrics['head']} — {metrics['how']}")
+    table.add_column("emotion")
+    table.add_column(f"single model (n={n}) mean ± std", justify="right")
+    table.add_column("ensemble (val)" if n > 1 else "val", justify="right")
+    if test:
+        table.add_column("test", justify="right")
+    for e, col in zip(EMOTIONS, EMOTION_COLUMNS):
+        row = [col, f"{single['pcc_mean'][e]:.4f} ± {single['pcc_std'][e]:.4f}", f"{ens['pcc'][e]:.4f}"]
+        if test:
+            row.append(f"{test['pcc'][e]:.4f}")
+        table.add_row(*row)
+    last = ["mean PCC", f"{single['mean_pcc']:.4f} ± {single['std_pcc']:.4f}", f"{ens['mean_pcc']:.4f}"]
+    if test:
+        last.append(f"{test['mean_pcc']:.4f}")
+    table.add_row(*last, style="bold")
+    return table
+
+
+def print_results(metrics: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(results_table(metrics))
+    data = metrics.get("data", {})
+    for kind in ("dropped", "zero_filled"):
+        for feat, ids in (data.get(kind) or {}).items():
+            console.print(f"[yellow]{len(ids)} clip(s) {kind.replace('_', '-')} for missing {feat}: "
+                          f"{', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}[/]")
+    undefined = metrics["ensemble"].get("undefined") or []
+    if undefined:
+        console.print(f"[yellow]constant predictions for {', '.join(undefined)}: r undefined, counted as 0[/]")
+
+
+def heads_lines() -> list[str]:
+    """One line per registered head (for `eri-fit --list-heads`)."""
+    return [f"{spec.name:<20} {spec.summary}" for spec in list_heads()]
+
+
+def head_details(name: str) -> list[str]:
+    """Options with defaults and the training recipe of one head (`--show-head NAME`)."""
+    from fusion.heads import get_head
+    spec = get_head(name)
+    lines = [f"{spec.name}: {spec.summary}", "options (--head-opt KEY=VALUE):"]
+    lines += [f"  {k} = {v}" for k, v in spec.defaults().items()]
+    if spec.train_defaults:
+        lines.append("training recipe applied by default (override with the flags):")
+        lines += [f"  {k} = {v}" for k, v in spec.train_defaults.items()]
+    return lines
