@@ -1,0 +1,36 @@
+"""Human-readable listings for eri-extract: the feature catalog and the plan."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from extract.catalog import catalog
+from pipelines.estimate import WorkEstimate
+from pipelines.plan import Plan
+
+
+def print_features(console: Console) -> None:
+    table = Table(title="registered features")
+    for col in ("name", "modality", "dim", "step (s)", "weights", "description"):
+        table.add_column(col)
+    for spec in catalog():
+        step = "per frame" if spec.frame_step is None else f"{spec.frame_step:g}"
+        table.add_row(spec.name, spec.modality, str(spec.dim), step, spec.weights or "-", spec.description.split(". ")[0])
+    console.print(table)
+
+
+def print_plan(plan: Plan, estimate: WorkEstimate, console: Console) -> None:
+    table = Table(title=f"plan over {len(plan.clips)} clips")
+    for col in ("feature", "fingerprint", "to compute", "source changed", "cached",
+                "failed before (not retried)"):
+        table.add_column(col, justify="left" if col in ("feature", "fingerprint") else "right")
+    for job in plan.jobs:
+        table.add_row(job.name, job.fingerprint, str(len(job.todo)), str(job.stale), str(job.cached),
+                      str(len(job.failed_before)))
+    console.print(table)
+    console.print(f"work: {estimate.describe()}", highlight=False)
+    for name, why in plan.skipped.items():
+        console.print(f"[yellow]skipped {name}[/]: {why}", highlight=False)
+    if any(j.failed_before for j in plan.jobs):
+        console.print("clips that failed before are not retried unless their file changed; "
+                      "add --rerun-failed to retry them")

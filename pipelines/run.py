@@ -1,0 +1,109 @@
+"""The eri-extract flow: discover clips → plan → (dry run | tasks on a scheduler) → summary."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from feature_store import FeatureStore
+from pipelines.dataset import discover_clips
+from pipelines.estimate import estimate_work, record_costs
+from pipelines.plan import make_plan
+from pipelines.report import print_plan
+from pipelines.runner import dask_client, quiet_dask, run_dask, run_sync
+from pipelines.stage_io import record_error
+from pipelines.settings import ExtractSettings, SchedulerSettings
+from pipelines.stages import Task
+from pipelines.summary import RunSummary
+from pipelines.tasks import make_tasks
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_TASK_ERRORS, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def run_extraction(input: Path, store_root: Path, settings: ExtractSettings, sched: SchedulerSettings,
+                   dry_run: bool, summary_json: Path | None, console: Console) -> int:
+    """Exit code: 0 done (per-clip failures are recorded, not fatal), 1 some batch was lost,
+    2 a requested feature cannot be computed, 130 interrupted (a rerun continues)."""
+    clips = discover_clips(input)
+    store = FeatureStore(store_root)
+    plan = make_plan(clips, settings, store, save_cache=not dry_run)
+    workers = {"sync": 1, "local": sched.workers}.get(sched.kind)
+    estimate = estimate_work(plan, store_root, workers, probe_limit=32 if dry_run else 8)
+    print_plan(plan, estimate, console)
+    refused = [name for name in plan.skipped if name in settings.features]
+    if refused:
+        console.print(f"[red]cannot compute requested feature(s) {', '.join(refused)}[/] (reasons above)")
+        return EXIT_REFUSED
+    summary = RunSummary(plan, estimate=estimate)
+    if dry_run:
+        if summary_json:
+            summary.finish()
+            summary.write_json(summary_json)
+        return EXIT_OK
+    tasks = make_tasks(plan, settings, str(store_root))
+    if tasks:
+        try:
+            _execute(tasks, summary, sched, settings, store, console)
+        except KeyboardInterrupt:
+            quiet_dask(False, logging.CRITICAL)  # late shutdown chatter is not the user's business
+            summary.interrupted = True
+            console.print("[yellow]interrupted: finished shards are kept; run the same command to continue[/]")
+    if summary.finished is None:
+        summary.finish()
+    record_costs(store_root, summary.stage_seconds, summary.stage_media)
+    console.print(summary.table())
+    if summary.errors:
+        first = summary.errors[0]
+        console.print(f"[red]{len(summary.errors)} clip failure(s)[/] (first: {first['feature']} {first['clip']}: "
+                      f"{first['reason']}); all are in STORE/<feature>/<fingerprint>/errors.jsonl", highlight=False)
+    if summary_json:
+        summary.write_json(summary_json)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_TASK_ERRORS if summary.task_errors else EXIT_OK
+
+
+def _execute(tasks: list[Task], summary: RunSummary, sched: SchedulerSettings, settings: ExtractSettings,
+             store: FeatureStore, console: Console) -> None:
+    columns = (TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    total = sum(len(t.clips) for t in tasks)
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("clips", total=total, rate="")
+
+        def advance(task: Task) -> None:
+            progress.advance(bar, len(task.clips))
+            wall = max(summary.elapsed, 1e-9)
+            media = sum(summary.media_seconds.values())
+            progress.update(bar, rate=f"{progress.tasks[0].completed / wall:.2f} clips/s, {media / wall:.1f}× real time")
+
+        def on_result(task, result) -> None:
+            summary.add(task, result)
+            advance(task)
+
+        def on_failure(task: Task, reason: str, clip_to_blame: bool) -> None:
+            if clip_to_blame:  # the client records it, as the worker never got to
+                for job in task.jobs:
+                    fd = store.feature_dir(job.name, job.fingerprint, spec=job.spec_json)
+                    for clip_id, path in task.clips:
+                        record_error(fd, clip_id, path, reason)
+            else:
+                log.error("a batch of %d clip(s) failed: %s", len(task.clips), reason)
+            summary.add_failure(task, reason)
+            advance(task)
+
+        if sched.kind == "sync":
+            summary.start_compute()
+            run_sync(tasks, on_result, on_failure)
+            return
+        if sched.kind == "slurm":
+            progress.console.print(f"submitting {sched.slurm['jobs']} SLURM job(s); tasks start as their workers "
+                                   "connect", highlight=False)
+        with dask_client(sched, settings.torch_threads) as client:
+            summary.start_compute()
+            run_dask(tasks, on_result, on_failure, client)
+            summary.finish()  # before the cluster shuts down

@@ -1,0 +1,71 @@
+"""What a user asked `eri-extract` for: the work (ExtractSettings) and where it runs (SchedulerSettings)."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class SamplingChoice:
+    """Exactly one of fps / frames / every (mirrors extract.media.Sampling)."""
+
+    fps: float | None = 5.0
+    frames: int | None = None
+    every: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    modality: Literal["video", "audio", "all"]
+    features: tuple[str, ...]
+    sampling: SamplingChoice = SamplingChoice()
+    face_options: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # feature -> config overrides
+    weights: dict[str, str] = field(default_factory=dict)  # weights entry -> explicit path
+    batch_size: int = 32
+    device: str = "cpu"
+    missing_audio: Literal["error", "zeros"] = "error"
+    rerun_failed: bool = False
+    clips_per_task: int = 8
+    torch_threads: int = 1  # per worker process; 0 = decided on the worker (cores on its host / its workers)
+    prefetch: bool = True   # decode the next clip in a thread while faces are detected in this one
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """`kind`: sync | local | tcp (address = tcp://HOST:PORT) | slurm (slurm = dask-jobqueue options)."""
+
+    kind: Literal["sync", "local", "tcp", "slurm"] = "local"
+    address: str | None = None
+    workers: int = 1               # local: worker processes
+    tasks_per_worker: int = 1      # tasks in flight per worker process (Dask threads per worker)
+    dashboard: bool = False
+    slurm: dict[str, Any] = field(default_factory=dict)
+    verbose: bool = False
+
+
+def split_cores(kind: str, workers: int, threads: int, cores: int) -> tuple[int, int]:
+    """(worker processes, torch threads per worker) so that workers × threads = cores unless told otherwise.
+
+    sync runs one process with every core; local defaults to one single-threaded worker per core
+    (process parallelism scales best for decode + face detection + small CNNs, see BENCHMARKS.md);
+    for tcp/slurm the workers are not ours: threads 0 lets each worker take its share of its host."""
+    if kind == "sync":
+        return 1, threads if threads > 0 else cores
+    if kind == "local":
+        if workers <= 0:
+            workers = max(1, cores // threads) if threads > 0 else cores
+        return workers, threads if threads > 0 else max(1, cores // workers)
+    return workers, max(0, threads)

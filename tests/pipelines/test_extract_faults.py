@@ -1,0 +1,89 @@
+"""Broken clips fail alone with clear reasons; Ctrl-C stops a local-cluster run cleanly and a rerun
+continues where it stopped."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from test_extract_helpers import cli, cli_command, occurrences, subset_manifest, wait_for, weights_args  # noqa: F401
+
+from feature_store import FeatureStore
+from feature_store.verify import verify_dirs
+
+BROKEN = {  # kind -> words the reason must contain (video; audio)
+    "truncated": ("truncated",),
+    "truncated_index": ("truncated", "moov"),
+    "zero_length": ("zero-length",),
+    "not_media": ("not a readable media file",),
+}
+
+
+def test_broken_clips_are_recorded_with_reasons_and_the_rest_finish(tmp_path, sample_variants, weights_args):
+    kinds = ["face", "no_audio", *BROKEN]
+    manifest = subset_manifest(tmp_path / "clips.csv", [sample_variants[k] for k in kinds])
+    store, summary = tmp_path / "store", tmp_path / "summary.json"
+    code, out = cli("-i", manifest, "-s", store, "-f", "mfcc,faces,fer_minixception", "--scheduler", "sync",
+                    "--clips-per-task", "6", "--summary-json", summary, *weights_args)
+    assert code == 0, out
+    fs = FeatureStore(store)
+    expected_ok = {"mfcc": {"face"}, "faces": {"face", "no_audio"}, "fer_minixception": {"face", "no_audio"}}
+    for feature, ok in expected_ok.items():
+        fd = fs.resolve(feature)
+        assert fd.completed() == ok, feature
+        failed = fd.failed()
+        assert set(failed) == set(kinds) - ok, feature
+        for kind, record in failed.items():
+            reason = record["reason"]
+            assert str(sample_variants[kind].path) in reason, reason  # names the file …
+            words = BROKEN.get(kind, ("no audio stream",))
+            assert all(w in reason for w in words), (feature, kind, reason)  # … and the problem
+            assert record["source"] == str(sample_variants[kind].path) and record["size"] >= 0
+    result = json.loads(summary.read_text())["features"]
+    assert {f: (t["done"], t["failed"]) for f, t in result.items()} == \
+        {f: (len(ok), len(kinds) - len(ok)) for f, ok in expected_ok.items()}
+    assert verify_dirs(fs.feature_dirs()).ok
+
+
+def _interruptible(argv: list[str]) -> subprocess.Popen:
+    """A child in its own process group with SIGINT at its default, as a shell starts a command."""
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_continues(tmp_path, sample_dataset, weights_args):
+    clips = sample_dataset.clips[10:18]
+    manifest = subset_manifest(tmp_path / "clips.csv", clips)
+    store = tmp_path / "store"
+    args = ["-i", manifest, "-s", store, "-m", "video", "--workers", "2", "--clips-per-task", "1", *weights_args]
+    run = _interruptible(cli_command(*args, "--summary-json", tmp_path / "first.json"))
+    try:
+        wait_for(lambda: list(store.glob("fer_minixception/*/shard-*.h5")) or run.poll() is not None, 180,
+                 "the first finished clip")
+        assert run.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+        sent = time.monotonic()
+        out, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    text = out.decode()
+    assert run.returncode == 130, text[-3000:]
+    assert time.monotonic() - sent < 30
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+    assert "interrupted" in text and json.loads((tmp_path / "first.json").read_text())["interrupted"]
+
+    finished = {f: FeatureStore(store).resolve(f).completed() for f in ("faces", "fer_minixception")}
+    assert 1 <= len(finished["fer_minixception"]) < len(clips)
+    code, out = cli(*args, "--summary-json", tmp_path / "second.json")
+    assert code == 0, out
+    second = json.loads((tmp_path / "second.json").read_text())["features"]
+    for feature, done_before in finished.items():
+        assert second[feature]["skipped_cached"] == len(done_before)
+        assert second[feature]["done"] == len(clips) - len(done_before)
+        assert occurrences(store, feature) == {c.id: 1 for c in clips}
+    assert verify_dirs(FeatureStore(store).feature_dirs()).ok
