@@ -38,14 +38,26 @@ def _copies(store: Path) -> Counter:
     return Counter(c for shard in fd.shards() for c in shard_ids(shard))
 
 
+def _full_write_seconds(store: Path) -> float:
+    """How long one whole write takes on this machine, so kill times spread over it (fast or loaded)."""
+    proc = _writer(store)
+    assert proc.stdout.readline().strip() == "ready"
+    start = time.perf_counter()
+    out, _ = proc.communicate(timeout=120)
+    assert "finished" in out
+    shutil.rmtree(store)
+    return time.perf_counter() - start
+
+
 def test_sigkill_at_random_points_leaves_only_whole_shards(tmp_path: Path) -> None:
     rng = random.Random(20240607)
     killed_midway = killed_inside_shard = 0
+    write_seconds = _full_write_seconds(tmp_path / "calibration")
     for trial in range(TRIALS):
         store = tmp_path / f"store{trial}"
         proc = _writer(store)
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.5))
+        time.sleep(rng.uniform(0.0, 0.9 * write_seconds))
         proc.send_signal(signal.SIGKILL)
         rest, _ = proc.communicate()
         committed = {line.split()[1] for line in rest.splitlines() if line.startswith("committed ")}
