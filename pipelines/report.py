@@ -30,7 +30,16 @@ def print_plan(plan: Plan, estimate: WorkEstimate, console: Console) -> None:
     console.print(table)
     console.print(f"work: {estimate.describe()}", highlight=False)
     for name, why in plan.skipped.items():
-        console.print(f"[yellow]skipped {name}[/]: {why}", highlight=False)
+        console.print(f"[yellow]skipped {name}[/]: {_short_reason(why)}", highlight=False)
+    if plan.skipped:
+        console.print("(`eri-weights info ENTRY` shows where each was looked for and how to get it)")
     if any(j.failed_before for j in plan.jobs):
         console.print("clips that failed before are not retried unless their file changed; "
                       "add --rerun-failed to retry them")
+
+
+def _short_reason(why: str) -> str:
+    """The first line of a resolver message plus its fetch/import commands: one short block per feature."""
+    lines = [ln.strip() for ln in why.splitlines() if ln.strip()]
+    commands = [ln for ln in lines[1:] if ln.startswith(("Fetch it:", "Import it:", "or import"))]
+    return "\n    ".join(lines[:1] + commands)
