@@ -89,17 +89,26 @@ def umask_mode(path: str | Path, mode: int = 0o666) -> None:
     os.chmod(path, mode & ~mask)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
+def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
+    """`write(tmp)` fills a temporary beside `path`, which then replaces `path` in one rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
         umask_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return atomic_write(path, write)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from extract.weights.manifest import umask_mode
+from extract.weights.manifest import atomic_write
 from extract.weights.registry import HF_WEIGHT_FILES
 from extract.weights.safe_pickle import NumpyArray, Placeholder
 
@@ -153,15 +152,5 @@ def save_safetensors(tensors: Mapping[str, torch.Tensor], path: Path) -> Path:
 
     if not tensors:
         raise ValueError(f"{path}: refusing to write an empty checkpoint")
-    path.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        save_file(clean, tmp, metadata={"format": "pt"})
-        umask_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: save_file(clean, tmp, metadata={"format": "pt"}))
