@@ -21,7 +21,7 @@ from fusion.losses import parse_loss
 @dataclass
 class FitConfig:
     features: list[str] = field(default_factory=list)
-    head: str = "lstm"
+    head: str = "conv_pool"
     head_options: dict[str, Any] = field(default_factory=dict)
     # data
     steps: int = 32
@@ -38,7 +38,10 @@ class FitConfig:
     epochs: int = 100
     batch_size: int = 64
     lr: float = 1e-3
+    optimizer: str = "adam"   # adam | adamw (decoupled weight decay)
     weight_decay: float = 0.0
+    schedule: str = "plateau"  # plateau | cosine (linear warm-up, cosine decay) | constant
+    warmup_epochs: float = 0.0  # cosine only
     ema: float = 0.0          # EMA decay of weights (0 = off); evaluated model = EMA
     grad_clip: float = 0.0    # max gradient norm (0 = off)
     lr_patience: int = 5      # epochs without val improvement before the LR is halved
@@ -65,6 +68,11 @@ class FitConfig:
         spec = get_head(self.head)
         self.head_options = dataclasses.asdict(spec.make_options(self.head_options))
         parse_loss(self.loss)
+        from fusion.train import OPTIMIZERS, SCHEDULES
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         for name, low in (("epochs", 1), ("batch_size", 2), ("seeds", 1), ("steps", 1)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")

@@ -14,6 +14,23 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
 
 
+def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, D), (B, T) -> (B, D); max over the real steps (0 for a clip with none)."""
+    filled = x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+    return torch.where(mask.any(dim=1, keepdim=True), filled, torch.zeros_like(filled))
+
+
+def masked_std(x: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+    mean = masked_mean(x, mask) if mean is None else mean
+    return masked_mean((x - mean.unsqueeze(1)) ** 2, mask).clamp_min(1e-8).sqrt()
+
+
+def pooled_stats(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) -> (B, 4D): mean, std, max and min over the real steps, per dimension."""
+    mean = masked_mean(x, mask)
+    return torch.cat([mean, masked_std(x, mask, mean), masked_max(x, mask), -masked_max(-x, mask)], dim=-1)
+
+
 def lengths_of(mask: torch.Tensor) -> torch.Tensor:
     return mask.sum(dim=1).clamp_min(1).to("cpu", torch.int64)
 

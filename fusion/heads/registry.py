@@ -1,8 +1,14 @@
 """Head registry: every head is a FusionHead subclass registered once by name.
 
 A head is built from the streams it will see (name -> dim, steps, modality) and an
-options dataclass; it maps ``{feature: (B, T, D)}`` plus masks ``{feature: (B, T) bool}``
+options dataclass; it maps ``{feature: (B, T, ...)}`` plus masks ``{feature: (B, T) bool}``
 (True = a real step) to logits (B, 7); ``forward`` returns sigmoid(logits) in [0, 1].
+
+Every stream first passes its *frontend* (``FusionHead.frontend[name]``), which maps the
+stream's items to (B, T, D) vectors of width ``FusionHead.dims[name]``; heads build on
+those widths and call ``self.inputs(x)``, never on the raw item shape. Today every
+stream holds vectors, so every frontend is the identity; a stream of token sets per
+step gets an encoder here without any head changing.
 """
 from __future__ import annotations
 
@@ -23,6 +29,11 @@ class StreamInfo:
     modality: str = "video"   # "audio" or "video"
 
 
+def make_frontend(info: StreamInfo) -> tuple[nn.Module, int]:
+    """The module that maps one stream's items to (B, T, D), and D."""
+    return nn.Identity(), info.dim
+
+
 class FusionHead(nn.Module):
     def __init__(self, streams: dict[str, StreamInfo], cfg: Any) -> None:
         super().__init__()
@@ -31,6 +42,13 @@ class FusionHead(nn.Module):
         self.streams = dict(streams)
         self.names = list(streams)
         self.cfg = cfg
+        built = {n: make_frontend(s) for n, s in streams.items()}
+        self.frontend = nn.ModuleDict({n: m for n, (m, _) in built.items()})
+        self.dims = {n: d for n, (_, d) in built.items()}
+
+    def inputs(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each stream through its frontend: {name: (B, T, dims[name])}."""
+        return {n: self.frontend[n](x[n]) for n in self.names}
 
     def logits(self, x: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
@@ -45,7 +63,11 @@ class HeadSpec:
     cls: type[FusionHead]
     options: type                      # dataclass of architecture options with defaults
     summary: str                       # one line for `eri-fit --list-heads`
-    train_defaults: dict[str, Any] = field(default_factory=dict)  # the paper's training recipe
+    # training settings (FitConfig fields) measured to suit this head; a paper's own
+    # settings are a named Recipe instead
+    train_defaults: dict[str, Any] = field(default_factory=dict)
+    paper: str = ""                    # the publication the structure follows ("" = ours)
+    closed_form: bool = False          # fitted by `fit_closed_form`, not by gradient steps
 
     def make_options(self, overrides: dict[str, Any] | None = None) -> Any:
         known = {f.name: f for f in dataclasses.fields(self.options)}
@@ -74,7 +96,20 @@ def _coerce(value: Any, kind: type) -> Any:
     return kind(value)
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A named set of training settings (and head options), e.g. a paper's; applied with
+    `eri-fit --recipe NAME` over the head's defaults and under --config and flags."""
+    name: str
+    head: str
+    source: str                        # where the settings come from
+    settings: dict[str, Any]           # FitConfig fields
+    head_options: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""                    # what it does not reproduce, and why
+
+
 _HEADS: dict[str, HeadSpec] = {}
+_RECIPES: dict[str, Recipe] = {}
 
 
 def register_head(spec: HeadSpec) -> HeadSpec:
@@ -92,6 +127,24 @@ def get_head(name: str) -> HeadSpec:
 
 def list_heads() -> list[HeadSpec]:
     return [_HEADS[k] for k in sorted(_HEADS)]
+
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    if recipe.name in _RECIPES:
+        raise ValueError(f"recipe {recipe.name!r} registered twice")
+    get_head(recipe.head).make_options(recipe.head_options)  # fails early on a bad option
+    _RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in _RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(sorted(_RECIPES))}")
+    return _RECIPES[name]
+
+
+def list_recipes(head: str | None = None) -> list[Recipe]:
+    return [r for k, r in sorted(_RECIPES.items()) if head is None or r.head == head]
 
 
 def build_head(name: str, streams: dict[str, StreamInfo],

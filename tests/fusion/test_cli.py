@@ -7,6 +7,7 @@ import json
 import pytest
 
 from fusion.cli import fit_main, predict_main
+from fusion.heads import list_heads
 
 
 def fit_args(s, out, *extra):
@@ -18,8 +19,7 @@ def fit_args(s, out, *extra):
 def test_list_heads_one_line_each(capsys):
     assert fit_main(["--list-heads"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [ln.split()[0] for ln in lines] == ["av_interaction", "cross_attention_rnn", "lstm",
-                                               "tcn_transformer", "te"]
+    assert [ln.split()[0] for ln in lines] == [h.name for h in list_heads()]
     assert fit_main(["--show-head", "tcn_transformer"]) == 0
     assert "p_m = 0.1" in capsys.readouterr().out
 
