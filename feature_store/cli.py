@@ -34,7 +34,7 @@ DEFAULT = Path(DEFAULT_STORE)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -188,22 +188,22 @@ def import_cmd(directory: Annotated[Path, typer.Argument(help="`DIR` holding `FE
                 task = bar.add_task(name, total=sum(1 for _ in folder.glob("*.csv")))
                 r = import_csv(fs, folder, name, unit, progress=lambda n: bar.advance(task, n))
         except (StoreError, ValueError, OSError) as exc:
-            out.print(f"[red]{name}[/red]: not imported: {exc}", highlight=False)
+            out.print(f"[red]{name}[/red]: not imported: {exc}", highlight=False, soft_wrap=True)
             problems.append(f"{name} (not imported)")
             continue
         step = r.spec.get("frame_step")
         out.print(f"{name}@{r.feature_dir.fingerprint}: imported {r.imported}, already present {r.skipped}, "
                   f"failed {len(r.failed)}  (dim {r.spec.get('dim')}, frame step "
-                  f"{'-' if step is None else f'{step:g} s'}, from {folder})", highlight=False)
+                  f"{'-' if step is None else f'{step:g} s'}, from {folder})", highlight=False, soft_wrap=True)
         for clip, reason in list(r.failed.items())[:10]:
-            out.print(f"[red]failed:[/red] {name} {clip}: {reason}", highlight=False)
+            out.print(f"[red]failed:[/red] {name} {clip}: {reason}", highlight=False, soft_wrap=True)
         if len(r.failed) > 10:
             out.print(f"[red]failed:[/red] {name}: ... and {len(r.failed) - 10} more (see {r.feature_dir.errors_path})",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
         if r.failed:
             problems.append(f"{name} ({len(r.failed)} clip(s))")
     if problems:
-        out.print(f"[red]failures in[/red]: {', '.join(problems)}", highlight=False)
+        out.print(f"[red]failures in[/red]: {', '.join(problems)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

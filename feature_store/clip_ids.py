@@ -1,7 +1,8 @@
 """The one rule for clip ids, used wherever an id enters the project.
 
-Canonical id (`canonical_id`): surrounding whitespace is removed, then one pair of square
-brackets enclosing a non-empty id is removed (and the whitespace inside it). Nothing else
+Canonical id (`canonical_id`): surrounding whitespace is removed, then square brackets that
+enclose the whole id are removed with the whitespace inside them, as long as something is left
+(`[[7]]` -> `7`, `[]` stays `[]`), so applying the rule twice changes nothing. Nothing else
 changes: case, zero padding and every other character are kept. So Hume's `[00001]`,
 ` [00001] ` and `00001` are the same clip `00001`; `00001` and `1` are different ids.
 
@@ -32,10 +33,11 @@ ID_COLUMNS: tuple[str, ...] = ("fileid", "id", "clipid")
 def canonical_id(raw: str) -> str:
     """The canonical spelling of a clip id (rule in the module docstring)."""
     cid = raw.strip()
-    if len(cid) > 2 and cid[0] == "[" and cid[-1] == "]":
+    while len(cid) > 2 and cid[0] == "[" and cid[-1] == "]":
         inner = cid[1:-1].strip()
-        if inner:
-            return inner
+        if not inner:
+            break
+        cid = inner
     return cid
 
 
