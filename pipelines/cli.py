@@ -49,18 +49,14 @@ def _sampling(fps: Optional[float], frames: Optional[int], every: Optional[int])
 
 def _scheduler(scheduler: str, cluster: Optional[str], workers: int, threads: int, tasks_per_worker: int,
                dashboard: bool, slurm: dict, verbose: bool) -> tuple[SchedulerSettings, int]:
-    if cluster not in (None, "slurm"):
-        raise typer.BadParameter(f"--cluster {cluster!r}: only slurm is supported")
-    if cluster == "slurm":
-        kind, address = "slurm", None
-    elif scheduler in ("local", "sync"):
-        kind, address = scheduler, None
-    elif scheduler.startswith("tcp://"):
-        kind, address = "tcp", scheduler
-    else:
-        raise typer.BadParameter(f"--scheduler {scheduler!r}: use local, sync or tcp://HOST:PORT")
+    from pipelines.schedulers import scheduler_kind
+
+    try:
+        kind, address = scheduler_kind(scheduler, cluster)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if kind == "slurm" and threads <= 0:
-        from pipelines.cluster import threads_per_worker
+        from pipelines.schedulers.slurm import threads_per_worker
         threads = threads_per_worker(slurm)
     workers, threads = split_cores(kind, workers, threads, usable_cores())
     return SchedulerSettings(kind, address, workers, max(1, tasks_per_worker), dashboard, slurm, verbose), threads
@@ -118,7 +114,7 @@ def extract(
         from pipelines.report import print_features
         print_features(console)
         raise typer.Exit(0)
-    from pipelines.cluster import ClusterConfigError, load_options, slurm_job_script
+    from pipelines.schedulers.slurm import ClusterConfigError, load_options, slurm_job_script
 
     slurm_flags = {"queue": queue, "account": account, "cores": cores, "processes": processes, "memory": memory,
                    "walltime": walltime, "jobs": jobs}
