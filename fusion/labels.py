@@ -4,8 +4,8 @@ A labels CSV has an id column (``File_ID`` or ``id``; ids follow the store's can
 rule, feature_store/clip_ids.py: Hume's ``[00001]`` is clip ``00001``; the spelling the file
 used is kept in ``Labels.spelled`` so predictions CSVs can write it back), the 7 emotion
 columns (names matched ignoring case, spaces, hyphens and underscores, so ``Empathic-Pain``
-and ``empathic_pain`` both work), other columns ignored, and optionally a split column (``Split``/``Partition``) or a separate
-partition CSV (id, split).
+and ``empathic_pain`` both work), other columns ignored, and optionally a split column
+(``Split``/``Partition``) or a separate partition CSV (id, split).
 
 Scaling: values are divided by ``scale`` (default 1, i.e. none) and must then lie in
 [0, 1]. Nothing is guessed: labels given as percentages need ``scale=100``
