@@ -101,7 +101,7 @@ def extract(
     print_job_script: bool = typer.Option(False, "--print-job-script", help="Print the SLURM job script and exit."),
     missing_audio: str = typer.Option("error", "--missing-audio", help="error: a clip without audio fails its audio features; zeros: use silence."),
     rerun_failed: bool = typer.Option(False, "--rerun-failed", help="Retry clips that failed in an earlier run."),
-    set_: list[str] = typer.Option([], "--set", help="Feature option, FEATURE.OPTION=VALUE (repeatable), e.g. --set vggish.pca=true."),
+    set_: list[str] = typer.Option([], "--set", help="Feature option, FEATURE.OPTION=VALUE (repeatable), e.g. --set mfcc.n_mfcc=40 --set vggish.postprocess=pca (options: eri-extract --list -v)."),
     weights: list[str] = typer.Option([], "--weights", help="Explicit weights file, ENTRY=PATH (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (what is missing per feature, estimated work) and exit; writes nothing."),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Write a machine-readable summary here."),
@@ -112,7 +112,7 @@ def extract(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if list_:
         from pipelines.report import print_features
-        print_features(console)
+        print_features(console, options=verbose)
         raise typer.Exit(0)
     from pipelines.schedulers.slurm import ClusterConfigError, load_options, slurm_job_script
 
@@ -133,10 +133,10 @@ def extract(
         raise typer.BadParameter("--missing-audio must be error or zeros")
     sched, threads = _scheduler(scheduler, cluster, workers, threads, tasks_per_worker, dashboard, slurm, verbose)
     overrides = _parse_sets(set_)
-    face_options = {"size": face_size, "detector": detector, **overrides.pop("faces", {})}
+    overrides["faces"] = {"size": face_size, "detector": detector, **overrides.get("faces", {})}
     settings = ExtractSettings(
         modality=modality, features=tuple(f.strip() for f in features.split(",") if f.strip()),
-        sampling=_sampling(fps, frames, every), face_options=face_options, overrides=overrides,
+        sampling=_sampling(fps, frames, every), overrides=overrides,
         weights=_parse_weights(weights), batch_size=batch_size, device=device, missing_audio=missing_audio,
         rerun_failed=rerun_failed, clips_per_task=max(1, clips_per_task), torch_threads=threads, prefetch=prefetch)
     from pipelines.dataset import DatasetError
