@@ -22,6 +22,7 @@ from fusion.losses import parse_loss
 class FitConfig:
     features: list[str] = field(default_factory=list)
     head: str = "conv_pool"
+    recipe: str = ""          # a named recipe applied over the head's defaults ("" = none)
     head_options: dict[str, Any] = field(default_factory=dict)
     # data
     steps: int = 32

@@ -10,28 +10,51 @@ from fusion.labels import EMOTION_COLUMNS, EMOTIONS
 
 def results_table(metrics: dict) -> Table:
     single, ens, test = metrics["single"], metrics["ensemble"], metrics.get("test")
+    base = (metrics.get("baseline") or {}).get("val") if metrics["head"] != "ridge" else None
     n = single["n_models"]
-    table = Table(title=f"{metrics['head']} — {metrics['how']}")
+    title = metrics["head"] + (f" (recipe {metrics['recipe']})" if metrics.get("recipe") else "")
+    table = Table(title=f"{title} — {metrics['how']}")
     table.add_column("emotion")
     table.add_column(f"single model (n={n}) mean ± std", justify="right")
     table.add_column("ensemble (val)" if n > 1 else "val", justify="right")
+    if base:
+        table.add_column("ridge baseline (val)", justify="right")
     if test:
         table.add_column("test", justify="right")
     for e, col in zip(EMOTIONS, EMOTION_COLUMNS):
         row = [col, f"{single['pcc_mean'][e]:.4f} ± {single['pcc_std'][e]:.4f}", f"{ens['pcc'][e]:.4f}"]
+        if base:
+            row.append(f"{base['pcc'][e]:.4f}")
         if test:
             row.append(f"{test['pcc'][e]:.4f}")
         table.add_row(*row)
     last = ["mean PCC", f"{single['mean_pcc']:.4f} ± {single['std_pcc']:.4f}", f"{ens['mean_pcc']:.4f}"]
+    if base:
+        last.append(f"{base['mean_pcc']:.4f}")
     if test:
         last.append(f"{test['mean_pcc']:.4f}")
     table.add_row(*last, style="bold")
     return table
 
 
+def baseline_verdict(metrics: dict) -> str | None:
+    """One line comparing the model with the ridge baseline (None without a baseline)."""
+    base = metrics.get("baseline")
+    if not base or metrics["head"] == "ridge":
+        return None
+    gap = metrics["ensemble"]["mean_pcc"] - base["val"]["mean_pcc"]
+    if metrics.get("beats_baseline"):
+        return f"[green]beats the ridge baseline by {gap:+.4f} mean PCC[/]"
+    return (f"[bold red]does NOT beat the ridge baseline ({gap:+.4f} mean PCC): the model adds nothing "
+            f"over pooled statistics here; try more epochs, another head, or check the features[/]")
+
+
 def print_results(metrics: dict, console: Console | None = None) -> None:
     console = console or Console()
     console.print(results_table(metrics))
+    verdict = baseline_verdict(metrics)
+    if verdict:
+        console.print(verdict)
     data = metrics.get("data", {})
     for kind in ("dropped", "zero_filled"):
         for feat, ids in (data.get(kind) or {}).items():

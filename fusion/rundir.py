@@ -2,6 +2,7 @@
 
 RUNDIR/
   config.yaml                 the resolved configuration
+  inputs.json                 store, labels and partition paths and the thread count (for --resume)
   features.json               features used: ref (name@fingerprint), dim, steps, length, modality
   metrics.json                per model, mean ± std over seeds, ensemble, test, data summary
   history.csv                 one row per (model, epoch)
@@ -22,6 +23,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from fusion.labels import EMOTION_COLUMNS
+
+INPUTS_FILE = "inputs.json"
 
 
 def write_predictions(path: Path, ids: list[str], preds: np.ndarray,

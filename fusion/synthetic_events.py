@@ -47,13 +47,13 @@ class EventSpec:
     video: StreamSpec = StreamSpec("VGGFace2", 32, 0.25)
     widths_s: tuple[float, ...] = (0.3, 0.6, 1.2, 0.4, 0.8, 1.6, 0.5)   # Gaussian sigma per emotion
     streams: tuple[str, ...] = ("a", "a", "v", "v", "av", "av", "av")
-    event_gain: float = 1.0
+    event_gain: float = 2.2
     distractors: int = 4
     distractor_gain: float = 1.0
     ar_tau_s: float = 0.5
     noise: float = 1.0
     offset_sd: float = 1.0
-    label_noise: float = 0.11
+    label_noise: float = 0.12
     seed: int = 0
 
     @property
@@ -152,29 +152,42 @@ def write_feature_csv(path: Path, cid: str, x: np.ndarray, step_s: float, prefix
 
 
 def write_muse_layout(root: str | Path, spec: EventSpec, keep_arrays: bool = False) -> EventData:
-    """root/feats/<Feature>/<id>.csv (File_ID,timestamp,...; ids "[00001]"), root/labels.csv
-    (File_ID + the 7 emotions, devel and train clips only) and root/partition.csv (Id,Partition)."""
-    root = Path(root)
+    """The event data in the MuSe-Reaction layout (see `write_muse_files`)."""
     data, clips = iter_events(spec)
-    folders = {s: root / "feats" / st.name for s, st in (("a", spec.audio), ("v", spec.video))}
+    streams = {"a": (spec.audio.name, spec.audio.step_s), "v": (spec.video.name, spec.video.step_s)}
+
+    def arrays() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        for i, a, v in clips:
+            if keep_arrays:
+                data.audio.append(a)
+                data.video.append(v)
+            yield data.ids[i], {"a": a, "v": v}
+    write_muse_files(root, streams, arrays(), data.ids, data.partition, data.labels)
+    return data
+
+
+def write_muse_files(root: str | Path, streams: dict[str, tuple[str, float]],
+                     arrays: Iterator[tuple[str, dict[str, np.ndarray]]], ids: list[str],
+                     partition: list[str], labels: np.ndarray) -> None:
+    """root/feats/<Feature>/<id>.csv (header File_ID,timestamp,<feature>_0,...; ids written
+    "[00001]"), root/labels.csv (File_ID + the 7 emotions; train and devel clips only, as the
+    challenge gives no test labels) and root/partition.csv (Id,Partition: train/devel/test).
+    streams: key -> (feature name, frame step in s); arrays yields (id, {key: (T, D)})."""
+    root = Path(root)
+    folders = {k: root / "feats" / name for k, (name, _) in streams.items()}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
-    for i, a, v in clips:
-        cid = data.ids[i]
-        write_feature_csv(folders["a"] / f"{cid}.csv", cid, a, spec.audio.step_s, spec.audio.name)
-        write_feature_csv(folders["v"] / f"{cid}.csv", cid, v, spec.video.step_s, spec.video.name)
-        if keep_arrays:
-            data.audio.append(a)
-            data.video.append(v)
+    for cid, per in arrays:
+        for k, x in per.items():
+            write_feature_csv(folders[k] / f"{cid}.csv", cid, x, streams[k][1], streams[k][0])
     with (root / "labels.csv").open("w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["File_ID", *EMOTION_COLUMNS])
-        for cid, part, row in zip(data.ids, data.partition, data.labels):
+        for cid, part, row in zip(ids, partition, labels):
             if part != "test":   # like the challenge: no test labels
                 w.writerow([bracketed(cid), *(f"{float(v):.4f}" for v in row)])
     with (root / "partition.csv").open("w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["Id", "Partition"])
-        for cid, part in zip(data.ids, data.partition):
+        for cid, part in zip(ids, partition):
             w.writerow([bracketed(cid), part])
-    return data

@@ -10,6 +10,7 @@ from fusion.synthetic import SyntheticData, SyntheticSpec, write_synthetic
 # Small heads that train in seconds on one core.
 SMALL_HEADS = {
     "conv_pool": {"hidden": 16},
+    "ridge": {},
     "lstm": {"d_model": 32, "d_fc": 32, "fc_dropout": 0.1},
     "te": {"d_model": 32, "layers": 1, "d_ff": 64},
     "tcn_transformer": {"d_model": 32, "layers": 1, "d_ff": 64, "tcn_layers": 3},
