@@ -83,7 +83,9 @@ def fit_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-standardize", dest="standardize", action="store_false", default=None,
                    help="do not standardise features with train statistics")
     m = p.add_argument_group("model and training")
-    m.add_argument("--head", help="fusion head (see --list-heads; default lstm)")
+    m.add_argument("--head", help="fusion head (see --list-heads; default conv_pool)")
+    m.add_argument("--recipe", help="named training recipe, e.g. a paper's (dual_branch_2023, hfut_2023; "
+                                    "see --show-head); implies its head")
     m.add_argument("--head-opt", action="append", metavar="KEY=VALUE", help="head option (repeatable)")
     m.add_argument("--config", type=Path, help="YAML config (keys as in a run's config.yaml)")
     m.add_argument("--loss", help="e.g. mse, pcc, ccc, mse+0.01*class (default mse)")
@@ -109,7 +111,8 @@ def fit_parser() -> argparse.ArgumentParser:
 def _overrides(a: argparse.Namespace) -> dict[str, Any]:
     steps, steps_per = _scalar_or_kv(a.steps, "--steps", int)
     length, length_per = _scalar_or_kv(a.length, "--length", str)
-    return {"features": a.features, "head": a.head, "head_options": _kv(a.head_opt, "--head-opt"),
+    return {"features": a.features, "head": a.head, "recipe": a.recipe,
+            "head_options": _kv(a.head_opt, "--head-opt"),
             "split_column": a.split_column, "folds": a.folds, "val_fraction": a.val_fraction,
             "label_scale": a.label_scale, "steps": steps, "steps_per_feature": steps_per,
             "length": length, "length_per_feature": length_per, "missing": a.missing,

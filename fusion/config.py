@@ -1,8 +1,9 @@
 """The resolved configuration of a fit: one flat dataclass, written to config.yaml.
 
-Precedence, lowest first: the defaults below < the head's paper recipe
-(``HeadSpec.train_defaults``) < a YAML config (``--config``; keys = these field names,
-head options under ``head_options``) < command-line flags.
+Precedence, lowest first: the defaults below < the head's measured training defaults
+(``HeadSpec.train_defaults``) < a named recipe (``--recipe``, e.g. a paper's settings) <
+a YAML config (``--config``; keys = these field names, head options under
+``head_options``) < command-line flags.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from fusion.data import DataPolicy
-from fusion.heads import get_head
+from fusion.heads import get_head, get_recipe
 from fusion.losses import parse_loss
 
 
@@ -111,9 +112,16 @@ def resolve_config(yaml_path: str | Path | None = None,
     unknown = sorted(set(flags) - FIELDS)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown}")
-    head = flags.get("head") or from_yaml.get("head") or FitConfig.head
-    merged: dict[str, Any] = {**get_head(head).train_defaults, **from_yaml, **flags, "head": head}
-    merged["head_options"] = {**from_yaml.get("head_options", {}), **flags.get("head_options", {})}
+    recipe_name = flags.get("recipe") or from_yaml.get("recipe") or ""
+    recipe = get_recipe(recipe_name) if recipe_name else None
+    head = flags.get("head") or from_yaml.get("head") or (recipe.head if recipe else FitConfig.head)
+    if recipe is not None and head != recipe.head:
+        raise ValueError(f"recipe {recipe.name!r} is for head {recipe.head!r}, not {head!r}")
+    settings = recipe.settings if recipe else {}
+    merged: dict[str, Any] = {**get_head(head).train_defaults, **settings, **from_yaml, **flags,
+                              "head": head, "recipe": recipe_name}
+    merged["head_options"] = {**(recipe.head_options if recipe else {}),
+                              **from_yaml.get("head_options", {}), **flags.get("head_options", {})}
     for key in ("steps_per_feature", "length_per_feature", "modalities"):
         merged[key] = {**from_yaml.get(key, {}), **flags.get(key, {})}
     if isinstance(merged.get("features"), str):

@@ -1,6 +1,7 @@
 """Training losses and the ``--loss`` expression parser.
 
-Terms (each a function of predictions in [0,1], the head's logits, and targets):
+Terms (each a function of predictions in [0,1], the head's class logits — its logits unless
+it has a separate classification layer — and targets):
   mse    mean squared error
   pcc    1 - mean over emotions of Pearson r along the batch
   ccc    1 - mean over emotions of Lin's concordance correlation coefficient

@@ -67,16 +67,37 @@ def print_results(metrics: dict, console: Console | None = None) -> None:
 
 def heads_lines() -> list[str]:
     """One line per registered head (for `eri-fit --list-heads`)."""
-    return [f"{spec.name:<20} {spec.summary}" for spec in list_heads()]
+    from fusion.config import FitConfig
+    from fusion.heads import list_recipes
+    out = []
+    for spec in list_heads():
+        recipes = ", ".join(r.name for r in list_recipes(spec.name))
+        mark = " (default)" if spec.name == FitConfig.head else ""
+        out.append(f"{spec.name:<20} {spec.summary}{mark}" + (f"  [--recipe {recipes}]" if recipes else ""))
+    return out
 
 
 def head_details(name: str) -> list[str]:
-    """Options with defaults and the training recipe of one head (`--show-head NAME`)."""
-    from fusion.heads import get_head
+    """Options with defaults, training defaults and named recipes of one head (`--show-head`)."""
+    from fusion.config import FitConfig
+    from fusion.heads import get_head, list_recipes
     spec = get_head(name)
-    lines = [f"{spec.name}: {spec.summary}", "options (--head-opt KEY=VALUE):"]
+    lines = [f"{spec.name}: {spec.summary}"]
+    if spec.paper:
+        lines.append(f"structure after: {spec.paper}")
+    lines.append("options (--head-opt KEY=VALUE):")
     lines += [f"  {k} = {v}" for k, v in spec.defaults().items()]
-    if spec.train_defaults:
-        lines.append("training recipe applied by default (override with the flags):")
-        lines += [f"  {k} = {v}" for k, v in spec.train_defaults.items()]
+    if not spec.closed_form:
+        base = FitConfig()
+        training = {k: spec.train_defaults.get(k, getattr(base, k))
+                    for k in ("optimizer", "lr", "weight_decay", "schedule", "warmup_epochs", "lr_patience",
+                              "batch_size", "epochs", "patience", "ema", "grad_clip", "loss", "steps")}
+        lines.append("training by default (measured for this head; any flag overrides):")
+        lines += [f"  {k} = {v}" for k, v in training.items()]
+    for r in list_recipes(spec.name):
+        lines.append(f"recipe {r.name} (--recipe {r.name}): {r.source}")
+        lines += [f"  {k} = {v}" for k, v in r.settings.items()]
+        lines += [f"  head option {k} = {v}" for k, v in r.head_options.items()]
+        if r.notes:
+            lines.append(f"  note: {r.notes}")
     return lines

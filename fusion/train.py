@@ -70,13 +70,21 @@ class TrainResult:
 
 
 @torch.no_grad()
-def predict_logits(model: FusionHead, data: FusionData, norm: Normalizer, rows: torch.Tensor,
-                   batch_size: int = 512) -> torch.Tensor:
+def predict_outputs(model: FusionHead, data: FusionData, norm: Normalizer, rows: torch.Tensor,
+                    batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, class logits) of `rows` in eval mode."""
     was_training = model.training
     model.eval()
-    out = [model.logits(*make_batch(data, norm, chunk)) for chunk in rows.split(batch_size)]
+    out = [model.outputs(*make_batch(data, norm, chunk)) for chunk in rows.split(batch_size)]
     model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, 7)
+    if not out:
+        return torch.zeros(0, 7), torch.zeros(0, 7)
+    return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
+
+
+def predict_logits(model: FusionHead, data: FusionData, norm: Normalizer, rows: torch.Tensor,
+                   batch_size: int = 512) -> torch.Tensor:
+    return predict_outputs(model, data, norm, rows, batch_size)[0]
 
 
 def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
@@ -173,8 +181,8 @@ def train_model(model: FusionHead, data: FusionData, norm: Normalizer, y: torch.
             x, m = make_batch(data, norm, batch)
             target = y[batch]
             data_s += time.perf_counter() - td
-            logits = model.logits(x, m)
-            loss = loss_fn(torch.sigmoid(logits), logits, target)
+            logits, class_logits = model.outputs(x, m)
+            loss = loss_fn(torch.sigmoid(logits), class_logits, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -187,9 +195,9 @@ def train_model(model: FusionHead, data: FusionData, norm: Normalizer, y: torch.
             seen += len(batch)
         train_s = time.perf_counter() - t0
         evaluated = ema.module if ema is not None else model
-        val_logits = predict_logits(evaluated, data, norm, val_rows, cfg.eval_batch_size)
+        val_logits, val_class = predict_outputs(evaluated, data, norm, val_rows, cfg.eval_batch_size)
         val_pred = torch.sigmoid(val_logits)
-        val_loss = float(loss_fn(val_pred, val_logits, y_val))
+        val_loss = float(loss_fn(val_pred, val_class, y_val))
         sc = score(val_pred.numpy(), y_val.numpy())
         lr_used = opt.param_groups[0]["lr"]
         sched.after_epoch(sc.mean)

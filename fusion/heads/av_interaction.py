@@ -1,12 +1,17 @@
-"""`av_interaction`: per stream an embedding convolution and a one-layer encoder whose
-output is concat(x, MHA(x), transformer(x)); an audio-visual interaction encoder over
-all streams' tokens concatenated in time (with a learned stream embedding);
-per stream, its own and its interaction tokens are pooled over time (attention pooling
-by default, `pooling=mean` for plain averaging), projected, concatenated; FC.
+"""`av_interaction`: the audio-visual interaction transformer of Li et al., "Multimodal
+Feature Extraction and Fusion for Emotional Reaction Intensity Estimation and Expression
+Classification in Videos with Transformers", CVPR 2023 workshops (HFUT, ABAW5 ERI winner).
 
-Its paper's training recipe is the head's default (override any of it by flag):
-loss mse + 0.01 * class, EMA of weights 0.99 (the evaluated model is the EMA),
-gradient clipping 0.1, weight decay 1e-4.
+- Per modality (stream) a 1-D convolution embeds the features to d (paper: 256); its
+  encoder outputs concat(x, MHA(x), transformer(x)) = 3d per step (depth 1, 2 heads,
+  dropout 0.5).
+- The interaction encoder runs on the channel-concatenation of the streams' embeddings
+  (2d for two streams; the streams are first brought to a common length) and outputs
+  concat(x, MHA(x), transformer(x)) = 6d (depth 1, 8 heads, dropout 0.1).
+- Pooled over time: g_cat = concat(g_a, g_v) (6d) and g_av (6d) are each projected to d,
+  concatenated (2d) and passed to the output layer (7 intensities); a separate
+  classification layer on the same 2d vector gives the logits of the class loss
+  (loss mse + 0.01 * class, i.e. alpha = 1, beta = 0.01).
 """
 from __future__ import annotations
 
@@ -15,79 +20,99 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fusion.heads.blocks import AttentionPool, SinusoidalPositions, encoder, make_mlp, masked_mean
-from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, register_head
+from fusion.heads.blocks import AttentionPool, SinusoidalPositions, align, encoder, masked_mean, padding_mask
+from fusion.heads.registry import (N_OUT, FusionHead, HeadSpec, Recipe, StreamInfo, register_head,
+                                   register_recipe)
 
 
 @dataclass(frozen=True)
 class AVInteractionOptions:
     d_model: int = 128
     conv_kernel: int = 3
-    nhead: int = 4
-    d_ff: int = 256
+    modality_heads: int = 2
+    modality_layers: int = 1
+    modality_dropout: float = 0.5
+    interaction_heads: int = 8
     interaction_layers: int = 1
-    dropout: float = 0.1
-    pooling: str = "attention"   # over time, per stream: "attention" or "mean"
+    interaction_dropout: float = 0.1
+    ff_mult: int = 2              # transformer feed-forward width = ff_mult x its input width
+    pooling: str = "mean"         # over time: "mean" or "attention"
 
 
-class IntraEncoder(nn.Module):
-    """Embedding conv, then concat(x, MHA(x), transformer(x)) projected back to d."""
+class TripleEncoder(nn.Module):
+    """(B, T, w) -> concat(x, MHA(x), transformer(x)): (B, T, 3w)."""
 
-    def __init__(self, d_in: int, cfg: AVInteractionOptions) -> None:
+    def __init__(self, width: int, heads: int, layers: int, dropout: float, ff_mult: int) -> None:
         super().__init__()
-        d = cfg.d_model
-        self.embed = nn.Conv1d(d_in, d, cfg.conv_kernel, padding=cfg.conv_kernel // 2)
-        self.pos = SinusoidalPositions(d)
-        self.mha = nn.MultiheadAttention(d, cfg.nhead, dropout=cfg.dropout, batch_first=True)
-        self.enc = encoder(d, cfg.nhead, 1, cfg.d_ff, cfg.dropout)
-        self.proj = nn.Sequential(nn.Linear(3 * d, d), nn.LayerNorm(d))
+        self.mha = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
+        self.enc = encoder(width, heads, layers, ff_mult * width, dropout)
+        self.out_dim = 3 * width
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.pos(self.embed((x * mask.unsqueeze(-1)).transpose(1, 2)).transpose(1, 2))
-        att, _ = self.mha(h, h, h, key_padding_mask=~mask, need_weights=False)
-        enc = self.enc(h, src_key_padding_mask=~mask)
-        return self.proj(torch.cat([h, att, enc], dim=-1))
+        pad = padding_mask(mask)
+        att, _ = self.mha(x, x, x, key_padding_mask=pad, need_weights=False)
+        return torch.cat([x, att, self.enc(x, src_key_padding_mask=pad)], dim=-1)
 
 
 class AVInteractionHead(FusionHead):
     def __init__(self, streams: dict[str, StreamInfo], cfg: AVInteractionOptions) -> None:
         super().__init__(streams, cfg)
-        d = cfg.d_model
-        self.intra = nn.ModuleDict({n: IntraEncoder(s.dim, cfg) for n, s in streams.items()})
-        self.stream_emb = nn.Parameter(torch.zeros(len(streams), d))
-        nn.init.normal_(self.stream_emb, std=0.02)
-        self.inter = encoder(d, cfg.nhead, cfg.interaction_layers, cfg.d_ff, cfg.dropout)
         if cfg.pooling not in ("attention", "mean"):
             raise ValueError(f"av_interaction: pooling must be 'attention' or 'mean', got {cfg.pooling!r}")
-        self.pool = nn.ModuleDict({f"{n}_{k}": AttentionPool(d) for n in streams for k in ("intra", "inter")}) \
+        d, k = cfg.d_model, cfg.conv_kernel
+        self.embed = nn.ModuleDict({n: nn.Conv1d(self.dims[n], d, k, padding=k // 2) for n in self.names})
+        self.pos = SinusoidalPositions(d)
+        self.modality = nn.ModuleDict({n: TripleEncoder(d, cfg.modality_heads, cfg.modality_layers,
+                                                        cfg.modality_dropout, cfg.ff_mult)
+                                       for n in self.names})
+        self.interaction = TripleEncoder(d * len(self.names), cfg.interaction_heads, cfg.interaction_layers,
+                                         cfg.interaction_dropout, cfg.ff_mult)
+        cat_dim = sum(m.out_dim for m in self.modality.values())
+        self.proj_cat = nn.Linear(cat_dim, d)
+        self.proj_av = nn.Linear(self.interaction.out_dim, d)
+        self.output = nn.Linear(2 * d, N_OUT)
+        self.classifier = nn.Linear(2 * d, N_OUT)
+        widths = {**{n: m.out_dim for n, m in self.modality.items()}, "_av": self.interaction.out_dim}
+        self.pool = nn.ModuleDict({n: AttentionPool(w) for n, w in widths.items()}) \
             if cfg.pooling == "attention" else None
-        self.proj = nn.ModuleDict({n: nn.Sequential(nn.Linear(2 * d, d), nn.GELU())
-                                   for n in streams})
-        self.fc = make_mlp(d * len(streams), d, N_OUT, cfg.dropout)
+
+    def _pool(self, key: str, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.pool[key](h, mask) if self.pool is not None else masked_mean(h, mask)
+
+    def fused(self, x: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The 2d vector both output layers read."""
+        x = self.inputs(x)
+        emb = {n: self.pos(self.embed[n]((x[n] * masks[n].unsqueeze(-1)).transpose(1, 2)).transpose(1, 2))
+               for n in self.names}
+        g = [self._pool(n, self.modality[n](emb[n], masks[n]), masks[n]) for n in self.names]
+        seqs, mask = align(emb, masks, self.names)
+        g_av = self._pool("_av", self.interaction(torch.cat(seqs, dim=-1), mask), mask)
+        return torch.cat([self.proj_cat(torch.cat(g, dim=-1)), self.proj_av(g_av)], dim=-1)
 
     def logits(self, x: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
-        intra = [self.intra[n](x[n], masks[n]) + self.stream_emb[i]
-                 for i, n in enumerate(self.names)]
-        tokens = torch.cat(intra, dim=1)
-        mask = torch.cat([masks[n] for n in self.names], dim=1)
-        inter = self.inter(tokens, src_key_padding_mask=~mask)
-        outs, start = [], 0
-        for n, h in zip(self.names, intra):
-            stop = start + h.shape[1]
-            m = masks[n]
-            pooled = torch.cat([self._pool(n, "intra", h, m),
-                                self._pool(n, "inter", inter[:, start:stop], m)], dim=-1)
-            outs.append(self.proj[n](pooled))
-            start = stop
-        return self.fc(torch.cat(outs, dim=-1))
+        return self.output(self.fused(x, masks))
 
-    def _pool(self, name: str, kind: str, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.pool[f"{name}_{kind}"](h, mask) if self.pool is not None else masked_mean(h, mask)
+    def outputs(self, x: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.fused(x, masks)
+        return self.output(h), self.classifier(h)
 
 
 SPEC = register_head(HeadSpec(
     "av_interaction", AVInteractionHead, AVInteractionOptions,
-    "per stream conv + concat(x, MHA, transformer); audio-visual interaction encoder; "
-    "projections; FC (+class loss, EMA, clipping by default)",
-    train_defaults={"loss": "mse+0.01*class", "ema": 0.99, "grad_clip": 0.1,
-                    "weight_decay": 1e-4}))
+    "per stream conv embedding + concat(x, MHA, transformer) (3d); interaction encoder on the "
+    "concatenated embeddings (6d); projections; output layer + separate class layer (Li et al. 2023)",
+    paper="Li et al., Multimodal Feature Extraction and Fusion for Emotional Reaction Intensity "
+          "Estimation and Expression Classification in Videos with Transformers, CVPRW 2023",
+    train_defaults={"loss": "mse+0.01*class"}))
+
+register_recipe(Recipe(
+    "hfut_2023", "av_interaction",
+    "Li et al., CVPRW 2023 (arXiv 2303.09164): Adam 1e-4 fixed, batch 256, 100 epochs, early stop "
+    "15, EMA 0.99, gradient clipping 0.1 (L2 norm), L2 penalty, loss MSE + 0.01 class",
+    settings={"optimizer": "adam", "lr": 1e-4, "schedule": "constant", "batch_size": 256, "epochs": 100,
+              "patience": 15, "ema": 0.99, "grad_clip": 0.1, "weight_decay": 1e-4,
+              "loss": "mse+0.01*class", "steps": 32},
+    head_options={"d_model": 256, "modality_heads": 2, "modality_layers": 1, "modality_dropout": 0.5,
+                  "interaction_heads": 8, "interaction_layers": 1, "interaction_dropout": 0.1},
+    notes="the L2 penalty's weight is not given in the paper: 1e-4 here (Adam weight_decay)"))

@@ -31,6 +31,12 @@ def pooled_stats(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, masked_std(x, mask, mean), masked_max(x, mask), -masked_max(-x, mask)], dim=-1)
 
 
+def padding_mask(mask: torch.Tensor) -> torch.Tensor | None:
+    """`key_padding_mask` for attention (True = padding), or None when every step is real:
+    a None mask lets torch skip building and applying the additive mask."""
+    return None if bool(mask.all()) else ~mask
+
+
 def lengths_of(mask: torch.Tensor) -> torch.Tensor:
     return mask.sum(dim=1).clamp_min(1).to("cpu", torch.int64)
 
@@ -42,10 +48,15 @@ class AttentionPool(nn.Module):
         super().__init__()
         self.score = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def weights(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) softmax weights over the real steps."""
         s = self.score(x).squeeze(-1).masked_fill(~mask, float("-inf"))
         s = torch.where(mask.any(dim=1, keepdim=True), s, torch.zeros_like(s))
-        return torch.einsum("bt,btd->bd", torch.softmax(s, dim=1), x)
+        return torch.softmax(s, dim=1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+        """Weighted sum over time of `values` (default: x itself) with weights scored from x."""
+        return torch.einsum("bt,btd->bd", self.weights(x, mask), x if values is None else values)
 
 
 class SinusoidalPositions(nn.Module):

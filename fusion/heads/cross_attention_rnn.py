@@ -1,10 +1,13 @@
-"""`cross_attention_rnn`: per stream a 2-layer GRU; every other stream is attended to
-from the face stream (query = face step, keys/values = that stream's steps); the face
-states and the attended sequences are concatenated per face step, averaged over the
-clip (clip-level output) and mapped by an FC to the 7 intensities.
+"""`cross_attention_rnn`: attention fusion of per-stream RNNs around the face stream.
 
-The face stream is the option `face_feature`, by default the first visual stream
-(the first stream if none is visual).
+The paper's setting is three streams (face, pose, audio; any subset may be present), each
+encoded by its own 2-layer RNN (a GRU here). At every face step the query is the current
+face state; every stream's sequence (the face stream's own included) is attended with it,
+and concat(current face state, one attention result per stream) goes through an FC to 7
+outputs per face step, which are averaged over the clip's real face steps.
+
+The face stream is the option `face_feature`, by default the first visual stream (the
+first stream if none is visual).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from fusion.heads.blocks import lengths_of, make_mlp, masked_mean
+from fusion.heads.blocks import lengths_of, make_mlp, masked_mean, padding_mask
 from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, register_head
 
 
@@ -36,35 +39,39 @@ class CrossAttentionRNNHead(FusionHead):
         visual = [n for n, s in streams.items() if s.modality == "video"]
         self.face = cfg.face_feature or (visual[0] if visual else self.names[0])
         h = cfg.hidden
-        self.inp = nn.ModuleDict({n: nn.Linear(s.dim, h) for n, s in streams.items()})
+        self.inp = nn.ModuleDict({n: nn.Linear(self.dims[n], h) for n in self.names})
         self.rnn = nn.ModuleDict({n: nn.GRU(h, h, cfg.rnn_layers, batch_first=True,
                                             dropout=cfg.dropout if cfg.rnn_layers > 1 else 0.0)
-                                  for n in streams})
-        self.others = [n for n in self.names if n != self.face]
-        self.cross = nn.ModuleDict({n: nn.MultiheadAttention(h, cfg.nhead, dropout=cfg.dropout,
-                                                             batch_first=True)
-                                    for n in self.others})
-        self.fc = make_mlp(h * len(streams), h, N_OUT, cfg.dropout)
+                                  for n in self.names})
+        self.attend = nn.ModuleDict({n: nn.MultiheadAttention(h, cfg.nhead, dropout=cfg.dropout,
+                                                              batch_first=True)
+                                     for n in self.names})
+        self.fc = make_mlp(h * (1 + len(self.names)), h, N_OUT, cfg.dropout)
 
     def _run_rnn(self, name: str, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        packed = pack_padded_sequence(self.inp[name](x), lengths_of(mask), batch_first=True,
-                                      enforce_sorted=False)
+        h = self.inp[name](x)
+        if bool(mask.all()):  # equal lengths: no packing (it sorts and copies the batch)
+            return self.rnn[name](h)[0]
+        packed = pack_padded_sequence(h, lengths_of(mask), batch_first=True, enforce_sorted=False)
         out, _ = self.rnn[name](packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        return out
+        return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
 
     def logits(self, x: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = self.inputs(x)
         states = {n: self._run_rnn(n, x[n], masks[n]) for n in self.names}
-        face, fmask = states[self.face], masks[self.face]
-        parts = [face]
-        for n in self.others:
-            att, _ = self.cross[n](face, states[n], states[n], key_padding_mask=~masks[n],
-                                   need_weights=False)
+        query = states[self.face]                        # (B, T_face, h): the current face step
+        parts = [query]
+        for n in self.names:
+            att, _ = self.attend[n](query, states[n], states[n], key_padding_mask=padding_mask(masks[n]),
+                                    need_weights=False)
             parts.append(att)
-        return self.fc(masked_mean(torch.cat(parts, dim=-1), fmask))
+        per_step = self.fc(torch.cat(parts, dim=-1))     # (B, T_face, 7)
+        return masked_mean(per_step, masks[self.face])
 
 
 SPEC = register_head(HeadSpec(
     "cross_attention_rnn", CrossAttentionRNNHead, CrossAttentionRNNOptions,
-    "per stream 2-layer GRU; cross-attention of each stream from the face stream; "
-    "concat; mean over the clip; FC"))
+    "per stream 2-layer GRU; at each face step the face state attends to every stream; "
+    "concat(face, attentions) -> FC per step; mean over the clip",
+    paper="attention fusion of face, pose and audio RNNs (ABAW5 ERI); structure only, its training "
+          "settings are not recorded here"))

@@ -1,4 +1,5 @@
-"""`lstm`: the MuSe 2022 baseline shape — linear -> LSTM -> MLP -> sigmoid.
+"""`lstm`: the MuSe 2022 baseline shape — linear -> LSTM -> MLP -> sigmoid (CCC or PCC loss
+in that baseline; MSE by default here).
 
 Early fusion: the streams are aligned in time and each is projected by its own linear
 layer; the projections are summed (= one linear layer on the concatenated features).
@@ -29,7 +30,7 @@ class LSTMOptions:
 class LSTMHead(FusionHead):
     def __init__(self, streams: dict[str, StreamInfo], cfg: LSTMOptions) -> None:
         super().__init__(streams, cfg)
-        self.proj = nn.ModuleDict({n: nn.Linear(s.dim, cfg.d_model) for n, s in streams.items()})
+        self.proj = nn.ModuleDict({n: nn.Linear(self.dims[n], cfg.d_model) for n in self.names})
         self.rnn = nn.LSTM(cfg.d_model, cfg.d_model, cfg.rnn_layers, batch_first=True,
                            bidirectional=cfg.bidirectional,
                            dropout=cfg.rnn_dropout if cfg.rnn_layers > 1 else 0.0)
@@ -37,10 +38,13 @@ class LSTMHead(FusionHead):
         self.fc = make_mlp(cfg.d_model * dirs, cfg.d_fc, N_OUT, cfg.fc_dropout)
 
     def logits(self, x: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
-        seqs, mask = align(x, masks, self.names)
+        seqs, mask = align(self.inputs(x), masks, self.names)
         h = sum(self.proj[n](v) for n, v in zip(self.names, seqs))
-        packed = pack_padded_sequence(h, lengths_of(mask), batch_first=True, enforce_sorted=False)
-        _, (h_n, _) = self.rnn(packed)
+        if bool(mask.all()):  # equal lengths: no packing (it sorts and copies the batch)
+            _, (h_n, _) = self.rnn(h)
+        else:
+            packed = pack_padded_sequence(h, lengths_of(mask), batch_first=True, enforce_sorted=False)
+            _, (h_n, _) = self.rnn(packed)
         dirs = 2 if self.cfg.bidirectional else 1
         last = h_n[-dirs:].transpose(0, 1).reshape(h.shape[0], -1)
         return self.fc(last)

@@ -53,6 +53,13 @@ class FusionHead(nn.Module):
     def logits(self, x: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def outputs(self, x: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(regression logits, class logits) for training; a head with a separate
+        classification layer returns its own class logits, others the same logits twice."""
+        logits = self.logits(x, masks)
+        return logits, logits
+
     def forward(self, x: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.sigmoid(self.logits(x, masks))
 

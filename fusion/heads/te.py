@@ -1,5 +1,6 @@
-"""`te`: 1-D convolution over the (time-aligned, concatenated) features, temporal
-positions, transformer encoder, masked mean over time, FC."""
+"""`te`: a temporal encoder — 1-D convolution over time of the (time-aligned, concatenated)
+features, temporal positions, transformer encoder, masked mean over time, FC; trained
+with MSE (default) or PCC loss."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fusion.heads.blocks import SinusoidalPositions, align, encoder, make_mlp, masked_mean
+from fusion.heads.blocks import SinusoidalPositions, align, encoder, make_mlp, masked_mean, padding_mask
 from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, register_head
 
 
@@ -24,17 +25,17 @@ class TEOptions:
 class TEHead(FusionHead):
     def __init__(self, streams: dict[str, StreamInfo], cfg: TEOptions) -> None:
         super().__init__(streams, cfg)
-        d_in = sum(s.dim for s in streams.values())
+        d_in = sum(self.dims.values())
         self.conv = nn.Conv1d(d_in, cfg.d_model, cfg.conv_kernel, padding=cfg.conv_kernel // 2)
         self.pos = SinusoidalPositions(cfg.d_model)
         self.enc = encoder(cfg.d_model, cfg.nhead, cfg.layers, cfg.d_ff, cfg.dropout)
         self.fc = make_mlp(cfg.d_model, cfg.d_model // 2, N_OUT, cfg.dropout)
 
     def logits(self, x: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
-        seqs, mask = align(x, masks, self.names)
+        seqs, mask = align(self.inputs(x), masks, self.names)
         h = torch.cat(seqs, dim=-1) * mask.unsqueeze(-1)
         h = self.pos(self.conv(h.transpose(1, 2)).transpose(1, 2))
-        h = self.enc(h, src_key_padding_mask=~mask)
+        h = self.enc(h, src_key_padding_mask=padding_mask(mask))
         return self.fc(masked_mean(h, mask))
 
 

@@ -14,7 +14,7 @@ SMALL_HEADS = {
     "lstm": {"d_model": 32, "d_fc": 32, "fc_dropout": 0.1},
     "te": {"d_model": 32, "layers": 1, "d_ff": 64},
     "tcn_transformer": {"d_model": 32, "layers": 1, "d_ff": 64, "tcn_layers": 3},
-    "av_interaction": {"d_model": 32, "d_ff": 64},
+    "av_interaction": {"d_model": 16, "ff_mult": 1},
     "cross_attention_rnn": {"hidden": 32, "rnn_layers": 1},
 }
 

@@ -21,7 +21,8 @@ def test_list_heads_one_line_each(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert [ln.split()[0] for ln in lines] == [h.name for h in list_heads()]
     assert fit_main(["--show-head", "tcn_transformer"]) == 0
-    assert "p_m = 0.1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "p_m = 0.9" in out and "recipe dual_branch_2023" in out and "lr = 0.0001" in out
 
 
 def test_help_mentions_the_essentials(capsys):

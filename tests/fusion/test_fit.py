@@ -105,20 +105,26 @@ def test_ema_is_the_evaluated_and_saved_model(synth_small, tmp_path):
         net.weight.add_(1.0)
     ema.update(net)
     torch.testing.assert_close(ema.module.weight, 0.9 * before + 0.1 * net.weight)
-    cfg = tiny_config(synth_small.refs, "av_interaction", epochs=2)
-    assert (cfg.loss, cfg.ema, cfg.grad_clip, cfg.weight_decay) == ("mse+0.01*class", 0.99, 0.1, 1e-4)
+    cfg = tiny_config(synth_small.refs, "av_interaction", recipe="hfut_2023", epochs=2)
+    assert (cfg.loss, cfg.ema, cfg.grad_clip, cfg.weight_decay, cfg.schedule, cfg.batch_size) == \
+        ("mse+0.01*class", 0.99, 0.1, 1e-4, "constant", 16)  # batch: tiny_config's flag
     out = run_fit(cfg, synth_small.root, synth_small.labels, tmp_path / "ema", plots=False)
     assert out.metrics["models"][0]["epochs_run"] == 2
 
 
 def test_config_precedence_and_errors(tmp_path):
     y = tmp_path / "cfg.yaml"
-    y.write_text("head: av_interaction\nema: 0.5\nepochs: 7\nhead_options: {d_model: 16}\n"
+    y.write_text("recipe: hfut_2023\nema: 0.5\nepochs: 7\nhead_options: {d_model: 16}\n"
                  "steps_per_feature: {a: 64}\n")
-    cfg = resolve_config(y, {"features": "a,b", "epochs": 3, "head_options": {"nhead": "2"}})
-    assert cfg.features == ["a", "b"] and cfg.head == "av_interaction"
-    assert (cfg.ema, cfg.epochs, cfg.grad_clip) == (0.5, 3, 0.1)  # yaml > recipe, flag > yaml
-    assert cfg.head_options["d_model"] == 16 and cfg.head_options["nhead"] == 2
+    cfg = resolve_config(y, {"features": "a,b", "epochs": 3, "head_options": {"interaction_heads": "2"}})
+    assert cfg.features == ["a", "b"] and cfg.head == "av_interaction"  # the recipe's head
+    assert (cfg.ema, cfg.epochs, cfg.grad_clip, cfg.lr) == (0.5, 3, 0.1, 1e-4)  # yaml > recipe, flag > yaml
+    assert cfg.head_options["d_model"] == 16 and cfg.head_options["interaction_heads"] == 2
+    assert cfg.head_options["modality_dropout"] == 0.5 and cfg.recipe == "hfut_2023"
+    with pytest.raises(ValueError, match="recipe 'hfut_2023' is for head 'av_interaction', not 'te'"):
+        resolve_config(None, {"features": "a", "recipe": "hfut_2023", "head": "te"})
+    with pytest.raises(ValueError, match="unknown recipe"):
+        resolve_config(None, {"features": "a", "recipe": "nope"})
     assert cfg.steps_per_feature == {"a": 64}
     assert resolve_config(None, {"features": ["a"]}).head == FitConfig.head
     y.write_text("epoch: 3\n")
