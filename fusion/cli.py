@@ -168,6 +168,61 @@ def fit_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+ENSEMBLE_EXAMPLES = """examples:
+  eri-ensemble runs/conv runs/tcn runs/av --out runs/ens
+  eri-ensemble runs/* --out runs/ens --select greedy
+Members may differ in head, features and seeds but must predict the same validation and test
+clips. Validation targets come from the labels the first run was trained with (override with
+--labels/--partition). `eri-predict --run runs/ens` predicts with the selected members.
+"""
+
+
+def ensemble_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="eri-ensemble", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ENSEMBLE_EXAMPLES,
+        description="Average the validation and test predictions of several eri-fit runs (optionally "
+                    "choosing members by greedy forward selection on validation mean PCC); writes "
+                    "predictions in the challenge layout and metrics like a run.")
+    p.add_argument("runs", nargs="+", type=Path, help="run directories written by eri-fit")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--select", choices=["mean", "greedy"], default="mean",
+                   help="mean: every member (default); greedy: forward selection by val mean PCC")
+    p.add_argument("--labels", type=Path, help="labels CSV for the validation targets (default: the first run's)")
+    p.add_argument("--partition", type=Path, help="partition CSV for --labels")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def ensemble_main(argv: list[str] | None = None) -> int:
+    args = ensemble_parser().parse_args(argv)
+    console = Console()
+    _setup_logging(args.verbose)
+    from rich.table import Table
+
+    from fusion.ensemble import EnsembleError, build_ensemble
+    try:
+        metrics = build_ensemble(args.runs, args.out, args.select, args.labels, args.partition)
+    except (EnsembleError, LabelError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]eri-ensemble: {exc}[/]")
+        return 2
+    members = Table(title="members (validation mean PCC)")
+    for col in ("run", "head", "val mean PCC", "selected"):
+        members.add_column(col, justify="right" if col != "run" else "left")
+    for m in metrics["members"]:
+        members.add_row(m["label"], m["head"], f"{m['val']['mean_pcc']:.4f}", str(m["selected"]))
+    console.print(members)
+    if metrics["selection"]:
+        sel = Table(title="greedy forward selection")
+        for col in ("step", "added", "ensemble val mean PCC"):
+            sel.add_column(col)
+        for s in metrics["selection"]:
+            sel.add_row(str(s["step"]), s["added"], f"{s['val_mean_pcc']:.4f}")
+        console.print(sel)
+    print_results(metrics, console)
+    console.print(f"ensemble directory: {args.out}")
+    return 0
+
+
 def predict_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eri-predict", formatter_class=argparse.RawDescriptionHelpFormatter,

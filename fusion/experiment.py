@@ -171,13 +171,14 @@ def run_fit(cfg: FitConfig, store: FeatureStore | str | Path, labels: Labels | s
     t_start = time.perf_counter()
     cfg.validate()
     threads = apply_threads(cfg.threads)
+    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     prep = prepare(cfg, store, labels, partition)
     data, plan, y = prep.data, prep.plan, prep.y
     out = Path(out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     write_config(cfg, out / "config.yaml")
     write_json(out / "features.json", prep.features)
-    write_json(out / INPUTS_FILE, {"store": str(Path(getattr(store, "root", store)).resolve()),
+    write_json(out / INPUTS_FILE, {"store": str(store.root.resolve()),
                                    "labels": prep.labels.source and str(Path(prep.labels.source).resolve()),
                                    "partition": str(Path(partition).resolve()) if partition else None,
                                    "threads": threads})

@@ -44,7 +44,11 @@ def predict_run(run_dir: str | Path, store: FeatureStore | str | Path, ids: list
                 missing: str | None = None, batch_size: int = 512) -> Prediction:
     """Average the predictions of every model in `run_dir` for `ids`. Features are read
     at the fingerprints the run was trained on, with the run's length policy. Ids are
-    matched to the store by `align_ids`; the result names clips by the ids given."""
+    matched to the store by `align_ids`; the result names clips by the ids given. An
+    eri-ensemble directory averages its selected member runs."""
+    from fusion.ensemble import ENSEMBLE_FILE, member_runs
+    if (Path(run_dir) / ENSEMBLE_FILE).is_file():
+        return _predict_ensemble(Path(run_dir), store, ids, missing, batch_size, member_runs(Path(run_dir)))
     cfg, checkpoints = load_run(run_dir)
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     feats = checkpoints[0][1].meta["features"]
@@ -70,6 +74,19 @@ def predict_run(run_dir: str | Path, store: FeatureStore | str | Path, ids: list
     return Prediction(as_given(data.ids), np.mean(preds, axis=0), [n for n, _ in checkpoints],
                       {f: as_given(v) for f, v in data.dropped.items()},
                       {f: as_given(v) for f, v in data.zero_filled.items()})
+
+
+def _predict_ensemble(ens_dir: Path, store, ids: list[str], missing: str | None, batch_size: int,
+                      members: list[tuple[Path, int]]) -> Prediction:
+    preds = [(predict_run(run, store, ids, missing, batch_size), weight) for run, weight in members]
+    first = preds[0][0]
+    for p, _ in preds[1:]:
+        if p.ids != first.ids:
+            raise ValueError(f"{ens_dir}: its member runs left out different clips (missing features); "
+                             f"use --missing zeros, or predict with each member run")
+    values = sum(p.values * w for p, w in preds) / sum(w for _, w in preds)
+    return Prediction(first.ids, values, [f"{run.name}/{m}" for (run, _), (p, _) in zip(members, preds)
+                                          for m in p.models], first.dropped, first.zero_filled)
 
 
 def describe_run(run_dir: str | Path) -> dict:

@@ -1,6 +1,9 @@
 """Helpers shared by the fusion tests (imported as `fusion_helpers`)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,41 @@ class SynthStore:
 def make_synth(tmp: Path, spec: SyntheticSpec) -> SynthStore:
     data, refs = write_synthetic(tmp / "store", tmp / "labels.csv", spec)
     return SynthStore(tmp / "store", tmp / "labels.csv", refs, data, spec)
+
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class MuseStore:
+    root: Path
+    store: Path
+    labels: Path
+    partition: Path
+    features: list[str]
+    spec: object
+
+    def fit_args(self, out: Path, *extra: str) -> list[str]:
+        """eri-fit arguments for this layout (small and quick unless `extra` says otherwise)."""
+        return ["--store", str(self.store), "--labels", str(self.labels), "--partition", str(self.partition),
+                "--features", ",".join(self.features), "--threads", "1", "--out", str(out), "-q",
+                "--no-plots", *extra]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> str:
+    """Run an installed console script (bin/eri-...) and return its stdout; fail loudly."""
+    proc = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def make_muse(tmp: Path, spec) -> MuseStore:
+    from fusion.synthetic_events import write_muse_layout
+    write_muse_layout(tmp, spec)
+    run_cli("eri-store", "import-csv", str(tmp / "feats"), "--store", str(tmp / "store"))
+    return MuseStore(tmp, tmp / "store", tmp / "labels.csv", tmp / "partition.csv",
+                     [spec.audio.name, spec.video.name], spec)
 
 
 def tiny_config(refs: list[str], head: str = "te", **kw):
