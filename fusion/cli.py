@@ -62,6 +62,9 @@ def fit_parser() -> argparse.ArgumentParser:
         description="Train an Emotional Reaction Intensity fusion head on features from the store; "
                     "writes a run directory (config, metrics, checkpoints, predictions, plots).")
     p.add_argument("--list-heads", action="store_true", help="list the heads, one line each, and exit")
+    p.add_argument("--resume", type=Path, metavar="RUN",
+                   help="continue the interrupted run RUN from its last epoch (same configuration, "
+                        "same result as an uninterrupted run); --store/--labels/--partition only if moved")
     p.add_argument("--show-head", metavar="NAME", help="show a head's options and training recipe and exit")
     g = p.add_argument_group("data")
     g.add_argument("--store", type=Path, help="feature store root (default: $ERI_STORE or ./eri_store)")
@@ -128,6 +131,24 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+_RESUME_ALLOWED = {"store", "labels", "partition", "resume", "out", "no_plots", "quiet", "verbose"}
+
+
+def _resume_plan(args: argparse.Namespace):
+    """(cfg, store, labels, partition, out) of `eri-fit --resume RUN`."""
+    from fusion.config import resolve_config
+    from fusion.resume import read_resume_inputs
+    defaults = fit_parser().parse_args([])
+    changed = sorted(k for k, v in vars(args).items() if k not in _RESUME_ALLOWED and v != getattr(defaults, k))
+    if changed:
+        raise ValueError(f"--resume keeps the run's configuration; drop {', '.join('--' + c.replace('_', '-') for c in changed)}")
+    if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise ValueError("--resume writes into the run directory itself; drop --out")
+    r = read_resume_inputs(args.resume, args.store, args.labels, args.partition)
+    cfg = resolve_config(None, {**r.config, "threads": r.threads or r.config.get("threads")})
+    return cfg, r.store, r.labels, r.partition, Path(args.resume)
+
+
 def fit_main(argv: list[str] | None = None) -> int:
     args = fit_parser().parse_args(argv)
     console = Console()
@@ -142,11 +163,14 @@ def fit_main(argv: list[str] | None = None) -> int:
         if args.show_head:
             print("\n".join(head_details(args.show_head)))
             return 0
-        if args.labels is None:
-            raise ValueError("--labels is required")
-        cfg = resolve_config(args.config, _overrides(args))
-        out = args.out or Path("runs") / f"{cfg.head}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-        store = args.store or default_store_path()
+        if args.resume is not None:
+            cfg, store, labels, partition, out = _resume_plan(args)
+        else:
+            if args.labels is None:
+                raise ValueError("--labels is required")
+            cfg = resolve_config(args.config, _overrides(args))
+            out = args.out or Path("runs") / f"{cfg.head}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+            store, labels, partition = args.store or default_store_path(), args.labels, args.partition
         n_models = cfg.seeds * (cfg.folds or 1)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, disable=args.quiet) as bar:
@@ -158,11 +182,16 @@ def fit_main(argv: list[str] | None = None) -> int:
                 bar.update(task, completed=(len(done) - 1) * cfg.epochs + rec["epoch"],
                            description=f"{name} epoch {rec['epoch']} val PCC {rec['val_mean_pcc']:.4f} "
                                        f"(best {rec['best_val_mean_pcc']:.4f})")
-            outcome = run_fit(cfg, store, args.labels, out, partition=args.partition,
-                              on_epoch=on_epoch, plots=not args.no_plots)
+            outcome = run_fit(cfg, store, labels, out, partition=partition, on_epoch=on_epoch,
+                              plots=not args.no_plots, resume=args.resume is not None)
     except (LabelError, StoreError, ValueError, FileNotFoundError, KeyError) as exc:
         console.print(f"[red]eri-fit: {exc}[/]")
         return 2
+    except KeyboardInterrupt:
+        where = args.resume or locals().get("out")
+        console.print(f"[yellow]eri-fit: interrupted; finished epochs are saved. Continue with "
+                      f"eri-fit --resume {where}[/]")
+        return 130
     print_results(outcome.metrics, console)
     console.print(f"run directory: {outcome.run_dir}")
     return 0

@@ -1,11 +1,13 @@
-"""Training state on disk for `eri-fit --resume`: one file per model, replaced atomically
-after every epoch (a crash leaves the previous epoch's file whole), loaded with
-`torch.load(weights_only=True)` (tensors, numbers, strings and containers only: nothing
-in it can run code)."""
+"""`eri-fit --resume`: training state on disk, one file per model, replaced atomically after
+every epoch (a crash leaves the previous epoch's file whole), loaded with
+`torch.load(weights_only=True)` (tensors, numbers, strings and containers only: nothing in
+it can run code); and the run directory's record of what it was started with."""
 from __future__ import annotations
 
 import io
+import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +52,33 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def _as_tuples(value: Any) -> Any:
     return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+@dataclass
+class ResumeInputs:
+    config: dict[str, Any]          # config.yaml, features pinned to their fingerprints
+    store: Path
+    labels: Path
+    partition: Path | None
+    threads: int
+
+
+def read_resume_inputs(run_dir: Path, store: Path | None = None, labels: Path | None = None,
+                       partition: Path | None = None) -> ResumeInputs:
+    """What an interrupted run was started with; `store`/`labels`/`partition` override paths
+    that have moved."""
+    import yaml
+    run_dir = Path(run_dir)
+    needed = [run_dir / "config.yaml", run_dir / "features.json", run_dir / "inputs.json"]
+    missing = [p.name for p in needed if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run_dir}: cannot resume, {', '.join(missing)} missing (the run stopped "
+                                f"before training began, or this is not an eri-fit run directory); "
+                                f"start it again without --resume")
+    config = yaml.safe_load(needed[0].read_text()) or {}
+    features = json.loads(needed[1].read_text())
+    inputs = json.loads(needed[2].read_text())
+    config["features"] = [f["ref"] for f in features.values()]  # the same fingerprints
+    part = partition or (Path(inputs["partition"]) if inputs.get("partition") else None)
+    return ResumeInputs(config, Path(store or inputs["store"]), Path(labels or inputs["labels"]), part,
+                        int(inputs.get("threads") or 0))
