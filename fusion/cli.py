@@ -103,6 +103,27 @@ def fit_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, help="first seed (default 0)")
     m.add_argument("--seeds", type=int, help="models per split; reports mean ± std and the ensemble")
     m.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    s = p.add_argument_group("hyper-parameter search (eri-fit --search N; see README)")
+    s.add_argument("--search", type=int, metavar="N",
+                   help="run N Optuna trials (TPE, median pruning on val PCC per epoch); the study lives in "
+                        "--out, so the same command (or --resume OUT) continues an interrupted search")
+    s.add_argument("--search-heads", help="comma-separated heads to choose among (default: --head)")
+    s.add_argument("--search-space", type=Path, metavar="YAML",
+                   help="override the space: lr: [lo, hi], batch_size: [..], hidden: [..], dropout: [lo, hi]")
+    s.add_argument("--search-parallel", type=int, default=0, metavar="K",
+                   help="trials in flight at once (default: the scheduler's workers, or 4)")
+    s.add_argument("--scheduler", default="local",
+                   help="where trials run: local (a LocalCluster on 127.0.0.1, default) | sync (in this "
+                        "process) | tcp://HOST:PORT (an existing Dask cluster; paths must be shared)")
+    s.add_argument("--workers", type=int, default=0, help="worker processes for --scheduler local (0 = cores / threads)")
+    s.add_argument("--cluster", choices=["slurm"], help="start the workers as SLURM jobs (dask-jobqueue)")
+    s.add_argument("--cluster-config", type=Path, help="YAML of SLURM options (as for eri-extract)")
+    for flag, kind, what in (("--queue", str, "SLURM partition"), ("--account", str, "SLURM account"),
+                             ("--cores", int, "CPUs per SLURM job"), ("--processes", int, "workers per SLURM job"),
+                             ("--memory", str, "memory per SLURM job, e.g. 16GB"),
+                             ("--walltime", str, "wall time per SLURM job, HH:MM:SS"),
+                             ("--jobs", int, "SLURM jobs at once")):
+        s.add_argument(flag, type=kind, help=what)
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, help="run directory (default runs/<head>-<time>)")
     o.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -132,6 +153,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 _RESUME_ALLOWED = {"store", "labels", "partition", "resume", "out", "no_plots", "quiet", "verbose"}
+_SCHEDULER_FLAGS = {"scheduler", "workers", "cluster", "cluster_config", "queue", "account", "cores",
+                    "processes", "memory", "walltime", "jobs", "search_parallel"}
 
 
 def _resume_plan(args: argparse.Namespace):
@@ -163,6 +186,9 @@ def fit_main(argv: list[str] | None = None) -> int:
         if args.show_head:
             print("\n".join(head_details(args.show_head)))
             return 0
+        if args.search is not None or (args.resume is not None and (Path(args.resume) / "search.yaml").is_file()):
+            from fusion.search_cli import search_main
+            return search_main(args, _overrides(args), console)
         if args.resume is not None:
             cfg, store, labels, partition, out = _resume_plan(args)
         else:

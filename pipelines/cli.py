@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from pipelines.settings import ExtractSettings, SamplingChoice, SchedulerSettings, split_cores, usable_cores
+from pipelines.settings import ExtractSettings, SamplingChoice, SchedulerSettings
 
 console = Console(stderr=True)
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -49,17 +49,12 @@ def _sampling(fps: Optional[float], frames: Optional[int], every: Optional[int])
 
 def _scheduler(scheduler: str, cluster: Optional[str], workers: int, threads: int, tasks_per_worker: int,
                dashboard: bool, slurm: dict, verbose: bool) -> tuple[SchedulerSettings, int]:
-    from pipelines.schedulers import scheduler_kind
+    from pipelines.schedulers import build_settings
 
     try:
-        kind, address = scheduler_kind(scheduler, cluster)
+        return build_settings(scheduler, cluster, workers, threads, tasks_per_worker, dashboard, slurm, verbose)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    if kind == "slurm" and threads <= 0:
-        from pipelines.schedulers.slurm import threads_per_worker
-        threads = threads_per_worker(slurm)
-    workers, threads = split_cores(kind, workers, threads, usable_cores())
-    return SchedulerSettings(kind, address, workers, max(1, tasks_per_worker), dashboard, slurm, verbose), threads
 
 
 @app.command(help="Extract features for a folder of clips (or a manifest CSV) into the feature store.\n\n"

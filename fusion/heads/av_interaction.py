@@ -104,7 +104,8 @@ SPEC = register_head(HeadSpec(
     "concatenated embeddings (6d); projections; output layer + separate class layer (Li et al. 2023)",
     paper="Li et al., Multimodal Feature Extraction and Fusion for Emotional Reaction Intensity "
           "Estimation and Expression Classification in Videos with Transformers, CVPRW 2023",
-    train_defaults={"loss": "mse+0.01*class"}))
+    train_defaults={"loss": "mse+0.01*class"},
+    size_option="d_model", dropout_options=("interaction_dropout",)))
 
 register_recipe(Recipe(
     "hfut_2023", "av_interaction",

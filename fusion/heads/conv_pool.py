@@ -79,6 +79,7 @@ SPEC = register_head(HeadSpec(
     "conv_pool", ConvPoolHead, ConvPoolOptions,
     "per stream temporal CNN on the centred clip + max/mean/attention pooling + clip statistics; "
     "late fusion; MLP (the default)",
+    size_option="hidden", dropout_options=("dropout",),
     train_defaults={"steps": 64, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.05,
                     "schedule": "cosine", "warmup_epochs": 1, "epochs": 20, "patience": 8,
                     "batch_size": 64, "loss": "mse"}))

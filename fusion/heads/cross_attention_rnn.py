@@ -74,4 +74,5 @@ SPEC = register_head(HeadSpec(
     "per stream 2-layer GRU; at each face step the face state attends to every stream; "
     "concat(face, attentions) -> FC per step; mean over the clip",
     paper="attention fusion of face, pose and audio RNNs (ABAW5 ERI); structure only, its training "
-          "settings are not recorded here"))
+          "settings are not recorded here",
+    size_option="hidden", dropout_options=("dropout",)))

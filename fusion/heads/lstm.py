@@ -52,4 +52,5 @@ class LSTMHead(FusionHead):
 
 SPEC = register_head(HeadSpec(
     "lstm", LSTMHead, LSTMOptions,
-    "linear -> (bi)LSTM -> MLP -> sigmoid; early fusion; MuSe 2022 baseline shape"))
+    "linear -> (bi)LSTM -> MLP -> sigmoid; early fusion; MuSe 2022 baseline shape",
+    size_option="d_model", dropout_options=("rnn_dropout", "fc_dropout")))

@@ -75,6 +75,9 @@ class HeadSpec:
     train_defaults: dict[str, Any] = field(default_factory=dict)
     paper: str = ""                    # the publication the structure follows ("" = ours)
     closed_form: bool = False          # fitted by `fit_closed_form`, not by gradient steps
+    # what `eri-fit --search` varies as "hidden size" and "dropout" for this head
+    size_option: str = ""
+    dropout_options: tuple[str, ...] = ()
 
     def make_options(self, overrides: dict[str, Any] | None = None) -> Any:
         known = {f.name: f for f in dataclasses.fields(self.options)}

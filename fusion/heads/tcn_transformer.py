@@ -87,7 +87,8 @@ SPEC = register_head(HeadSpec(
     "tcn_transformer", TCNTransformerHead, TCNTransformerOptions,
     "per stream causal TCN(k3 x5) + positions + transformer; modality dropout (eq. 7); concat; "
     "layer norm; linear; attention pooling (Yu et al. 2023)",
-    paper="Yu et al., A Dual Branch Network for Emotional Reaction Intensity Estimation, CVPRW 2023"))
+    paper="Yu et al., A Dual Branch Network for Emotional Reaction Intensity Estimation, CVPRW 2023",
+    size_option="d_model", dropout_options=("dropout",)))
 
 register_recipe(Recipe(
     "dual_branch_2023", "tcn_transformer",

@@ -41,4 +41,5 @@ class TEHead(FusionHead):
 
 SPEC = register_head(HeadSpec(
     "te", TEHead, TEOptions,
-    "1-D conv over concatenated features + positions + transformer encoder + FC"))
+    "1-D conv over concatenated features + positions + transformer encoder + FC",
+    size_option="d_model", dropout_options=("dropout",)))

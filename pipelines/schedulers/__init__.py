@@ -15,7 +15,7 @@ from typing import Iterator, Mapping
 from pipelines.schedulers.executor import Executor
 from pipelines.settings import SchedulerSettings
 
-__all__ = ["Executor", "KINDS", "open_executor", "planned_workers", "scheduler_kind"]
+__all__ = ["Executor", "KINDS", "build_settings", "open_executor", "planned_workers", "scheduler_kind"]
 
 KINDS = {"sync": "pipelines.schedulers.sync", "local": "pipelines.schedulers.local",
          "tcp": "pipelines.schedulers.tcp", "slurm": "pipelines.schedulers.slurm"}
@@ -34,6 +34,22 @@ def scheduler_kind(scheduler: str, cluster: str | None = None) -> tuple[str, str
     if scheduler.startswith("tcp://"):
         return "tcp", scheduler
     raise ValueError(f"--scheduler {scheduler!r}: use local, sync or tcp://HOST:PORT")
+
+
+def build_settings(scheduler: str, cluster: str | None, workers: int, threads: int, tasks_per_worker: int = 1,
+                   dashboard: bool = False, slurm: dict | None = None, verbose: bool = False
+                   ) -> tuple[SchedulerSettings, int]:
+    """(SchedulerSettings, torch threads per worker) from the user's scheduler options, as every
+    command that runs work on a scheduler takes them (eri-extract, eri-fit --search)."""
+    from pipelines.settings import split_cores, usable_cores
+
+    kind, address = scheduler_kind(scheduler, cluster)
+    slurm = dict(slurm or {})
+    if kind == "slurm" and threads <= 0:
+        from pipelines.schedulers.slurm import threads_per_worker
+        threads = threads_per_worker(slurm)
+    workers, threads = split_cores(kind, workers, threads, usable_cores())
+    return SchedulerSettings(kind, address, workers, max(1, tasks_per_worker), dashboard, slurm, verbose), threads
 
 
 def planned_workers(settings: SchedulerSettings) -> int | None:
