@@ -102,7 +102,7 @@ def fit_parser() -> argparse.ArgumentParser:
     m.add_argument("--lr-patience", type=int, help="epochs before halving the LR (default 5)")
     m.add_argument("--seed", type=int, help="first seed (default 0)")
     m.add_argument("--seeds", type=int, help="models per split; reports mean ± std and the ensemble")
-    m.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    m.add_argument("--threads", type=int, help="torch CPU threads (default 0 = the cores not already busy, see README)")
     s = p.add_argument_group("hyper-parameter search (eri-fit --search N; see README)")
     s.add_argument("--search", type=int, metavar="N",
                    help="run N Optuna trials (TPE, median pruning on val PCC per epoch); the study lives in "

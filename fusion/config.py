@@ -54,7 +54,7 @@ class FitConfig:
     seeds: int = 1            # models per split, seeds seed .. seed+seeds-1
     folds: int = 0            # K-fold cross-validation over the labelled clips (0 = off)
     val_fraction: float = 0.2  # held-out share when labels carry no split and folds = 0
-    threads: int = 0          # torch threads (0 = torch's default)
+    threads: int = 0          # torch threads (0 = automatic: the cores not already busy, fusion.threads)
     eval_batch_size: int = 512
 
     def data_policy(self) -> DataPolicy:

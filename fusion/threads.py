@@ -1,15 +1,43 @@
-"""How many CPU threads torch uses for a fit (`--threads`; 0 = automatic)."""
+"""How many CPU threads torch uses for a fit (`--threads`; 0 = automatic).
+
+Automatic = the cores this process may use that are not already busy (the 1-minute load
+average), at least 1 and at most 8. Measured on a 2-core machine shared with other jobs
+(BENCHMARKS.md): asking torch for 2 threads while another process keeps a core busy made an
+epoch 3-4x slower than 1 thread (OpenMP threads spin waiting for a core), while on an idle
+machine the second thread helps the larger heads. Beyond ~8 threads these small models
+stop scaling.
+"""
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 
 log = logging.getLogger(__name__)
+MAX_AUTO_THREADS = 8
+
+
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def auto_threads() -> int:
+    cores = usable_cores()
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(MAX_AUTO_THREADS, cores - int(round(busy))))
 
 
 def apply_threads(requested: int) -> int:
-    """Set torch's intra-op threads; returns the number in use."""
-    if requested > 0:
-        torch.set_num_threads(requested)
-    return torch.get_num_threads()
+    """Set torch's intra-op threads (0 = auto_threads()); returns the number in use."""
+    n = requested if requested > 0 else auto_threads()
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
+    log.info("torch threads: %d (%s)", n, "requested" if requested > 0 else "automatic")
+    return n

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from fusion.heads.blocks import AttentionPool, SinusoidalPositions, align, encoder, masked_mean, padding_mask
-from fusion.heads.registry import (N_OUT, FusionHead, HeadSpec, Recipe, StreamInfo, register_head,
-                                   register_recipe)
+from fusion.heads.registry import (N_OUT, FusionHead, HeadSpec, Recipe, StreamInfo, measured_training,
+                                   register_head, register_recipe)
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ SPEC = register_head(HeadSpec(
     "concatenated embeddings (6d); projections; output layer + separate class layer (Li et al. 2023)",
     paper="Li et al., Multimodal Feature Extraction and Fusion for Emotional Reaction Intensity "
           "Estimation and Expression Classification in Videos with Transformers, CVPRW 2023",
-    train_defaults={"loss": "mse+0.01*class"},
+    train_defaults=measured_training(epochs=15, patience=5, loss="mse+0.01*class"),
     size_option="d_model", dropout_options=("interaction_dropout",)))
 
 register_recipe(Recipe(

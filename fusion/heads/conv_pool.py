@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fusion.heads.blocks import AttentionPool, masked_max, masked_mean, pooled_stats
-from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, register_head
+from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, measured_training, register_head
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,4 @@ SPEC = register_head(HeadSpec(
     "per stream temporal CNN on the centred clip + max/mean/attention pooling + clip statistics; "
     "late fusion; MLP (the default)",
     size_option="hidden", dropout_options=("dropout",),
-    train_defaults={"steps": 64, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.05,
-                    "schedule": "cosine", "warmup_epochs": 1, "epochs": 20, "patience": 8,
-                    "batch_size": 64, "loss": "mse"}))
+    train_defaults=measured_training(lr=3e-3, weight_decay=0.05, epochs=20, patience=8, steps=64)))

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fusion.heads.blocks import lengths_of, make_mlp, masked_mean, padding_mask
-from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, register_head
+from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, measured_training, register_head
 
 
 @dataclass(frozen=True)
@@ -75,4 +75,5 @@ SPEC = register_head(HeadSpec(
     "concat(face, attentions) -> FC per step; mean over the clip",
     paper="attention fusion of face, pose and audio RNNs (ABAW5 ERI); structure only, its training "
           "settings are not recorded here",
+    train_defaults=measured_training(epochs=25, patience=8),
     size_option="hidden", dropout_options=("dropout",)))

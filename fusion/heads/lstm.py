@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from fusion.heads.blocks import align, lengths_of, make_mlp
-from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, register_head
+from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, measured_training, register_head
 
 
 @dataclass(frozen=True)
@@ -53,4 +53,5 @@ class LSTMHead(FusionHead):
 SPEC = register_head(HeadSpec(
     "lstm", LSTMHead, LSTMOptions,
     "linear -> (bi)LSTM -> MLP -> sigmoid; early fusion; MuSe 2022 baseline shape",
+    train_defaults=measured_training(lr=3e-3, epochs=25, patience=8),
     size_option="d_model", dropout_options=("rnn_dropout", "fc_dropout")))

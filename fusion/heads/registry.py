@@ -106,6 +106,17 @@ def _coerce(value: Any, kind: type) -> Any:
     return kind(value)
 
 
+# The training that suits the gradient-trained heads on CPU (AdamW, cosine decay after a
+# one-epoch warm-up, batch 64; measured in benchmarks/bench_fusion_quality.py): each head's
+# train_defaults start from it and set their own learning rate and epochs.
+FAST_TRAINING: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01, "schedule": "cosine",
+                                 "warmup_epochs": 1, "batch_size": 64}
+
+
+def measured_training(**changes: Any) -> dict[str, Any]:
+    return {**FAST_TRAINING, **changes}
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A named set of training settings (and head options), e.g. a paper's; applied with

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from fusion.heads.blocks import AttentionPool, CausalTCN, SinusoidalPositions, align, encoder, padding_mask
-from fusion.heads.registry import (N_OUT, FusionHead, HeadSpec, Recipe, StreamInfo, register_head,
-                                   register_recipe)
+from fusion.heads.registry import (N_OUT, FusionHead, HeadSpec, Recipe, StreamInfo, measured_training,
+                                   register_head, register_recipe)
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ SPEC = register_head(HeadSpec(
     "per stream causal TCN(k3 x5) + positions + transformer; modality dropout (eq. 7); concat; "
     "layer norm; linear; attention pooling (Yu et al. 2023)",
     paper="Yu et al., A Dual Branch Network for Emotional Reaction Intensity Estimation, CVPRW 2023",
+    train_defaults=measured_training(epochs=15, patience=5),
     size_option="d_model", dropout_options=("dropout",)))
 
 register_recipe(Recipe(

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from fusion.heads.blocks import SinusoidalPositions, align, encoder, make_mlp, masked_mean, padding_mask
-from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, register_head
+from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, measured_training, register_head
 
 
 @dataclass(frozen=True)
@@ -42,4 +42,5 @@ class TEHead(FusionHead):
 SPEC = register_head(HeadSpec(
     "te", TEHead, TEOptions,
     "1-D conv over concatenated features + positions + transformer encoder + FC",
+    train_defaults=measured_training(epochs=25, patience=8),
     size_option="d_model", dropout_options=("dropout",)))

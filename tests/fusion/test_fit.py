@@ -89,7 +89,7 @@ def test_early_stopping_and_plateau_schedule(synth_small, tmp_path, monkeypatch)
         v = next(sequence)
         return Score({e: v for e in EMOTIONS}, v, [v] * 7)
     monkeypatch.setattr(fusion.train, "score", fake_score)
-    cfg = tiny_config(synth_small.refs, "te", epochs=20, lr=1e-3, lr_patience=1, patience=3)
+    cfg = tiny_config(synth_small.refs, "te", epochs=20, lr=1e-3, lr_patience=1, patience=3, schedule="plateau")
     out = run_fit(cfg, synth_small.root, synth_small.labels, tmp_path / "es", plots=False)
     hist = out.histories["seed0"]
     assert len(hist) == 5 and out.metrics["models"][0]["best_epoch"] == 2  # 3 epochs without gain
