@@ -16,8 +16,9 @@ The default space (override any part with --search-space FILE.yaml):
   hidden      one of 32, 64, 128, 256   (the head's size option, e.g. conv_pool hidden, te d_model)
   dropout     uniform 0 .. 0.5          (the head's dropout option(s))
   head        one of the given heads     (--search-heads; default: the configured head)
-Trial 0 is the configuration given (the head's defaults unless flags say otherwise), so the
-best trial is never worse than a plain eri-fit with the same flags.
+Trial 0 is the configuration given (the head's defaults unless flags say otherwise), and the
+space is widened just enough to contain it (e.g. the lr range reaches up to conv_pool's 3e-3),
+so the best trial is never worse than a plain eri-fit with the same flags.
 """
 from __future__ import annotations
 
@@ -61,6 +62,19 @@ class SearchSpace:
         if not (0 <= self.dropout[0] <= self.dropout[1] < 1):
             raise ValueError(f"search space: dropout range must lie in [0, 1), got {self.dropout}")
         return dataclasses.replace(self, heads=tuple(heads))
+
+    def including(self, params: dict[str, Any]) -> "SearchSpace":
+        """The space widened just enough to contain `params` (trial 0, the configuration given)."""
+        def span(r: tuple[float, float], v: float | None) -> tuple[float, float]:
+            return r if v is None else (min(r[0], v), max(r[1], v))
+
+        def choices(c: tuple, v: Any) -> tuple:
+            return c if v is None or v in c else tuple(sorted((*c, v)))
+        return dataclasses.replace(
+            self, lr=span(self.lr, params.get("lr")), dropout=span(self.dropout, params.get("dropout")),
+            batch_size=choices(self.batch_size, params.get("batch_size")),
+            hidden=choices(self.hidden, params.get("hidden")),
+            heads=self.heads if params["head"] in self.heads else (params["head"], *self.heads))
 
     def as_dict(self) -> dict[str, Any]:
         return {k: list(v) for k, v in dataclasses.asdict(self).items()}

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from fusion.labels import LabelError
 
@@ -22,7 +21,7 @@ def _pinned_features(store: Path, refs: list[str]) -> list[str]:
 def _plan(args: argparse.Namespace, overrides: dict[str, Any]):
     from feature_store import default_store_path
     from fusion.config import read_yaml_config, resolve_config
-    from fusion.search import read_space
+    from fusion.search import default_params, read_space
     from pipelines.fit_search import SearchPlan, read_plan
 
     if args.resume is not None:
@@ -43,6 +42,7 @@ def _plan(args: argparse.Namespace, overrides: dict[str, Any]):
     base = {**given, "head": resolved.head, "features": _pinned_features(store, resolved.features)}
     heads = [h.strip() for h in args.search_heads.split(",") if h.strip()] if args.search_heads else None
     space = read_space(args.search_space, heads).validate(resolved.head)
+    space = space.including(default_params(resolved.to_dict()))
     out = args.out or Path("runs") / "search"
     plan = SearchPlan(args.search, base, resolved.to_dict(), space, str(store.resolve()),
                       str(Path(args.labels).resolve()),
@@ -95,19 +95,19 @@ def search_main(args: argparse.Namespace, overrides: dict[str, Any], console: Co
 
 
 def print_search(summary: dict, console: Console) -> None:
-    table = Table(title=f"{summary['trials']} trial(s)")
-    cols = ["trial", "state", "val_mean_pcc", "head", "lr", "batch_size", "hidden", "dropout", "epochs", "seconds"]
-    for c in cols:
-        table.add_column(c.replace("_", " "), justify="left" if c in ("state", "head") else "right")
+    """The table of trials, one line each (plain text: it must fit 80 columns), best in bold."""
+    console.print(f"[bold]{summary['trials']} trial(s)[/]  (PCC: val mean PCC; ep: epochs run)")
+    head = f"{'trial':>5} {'state':<9}{'PCC':>7}  {'head':<14} {'lr':>7} {'batch':>5} {'hidden':>6} {'drop':>5} {'ep':>4} {'s':>5}"
+    console.print(head, highlight=False)
     best = summary.get("best_trial")
+
+    def fmt(v, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
     for r in summary["rows"]:
-        cells = []
-        for c in cols:
-            v = r.get(c)
-            cells.append("-" if v is None else f"{v:.4f}" if c == "val_mean_pcc" else f"{v:.2e}" if c == "lr"
-                         else f"{v:.2f}" if c == "dropout" else f"{v:.0f}" if c == "seconds" else str(v))
-        table.add_row(*cells, style="bold green" if r["trial"] == best else None)
-    console.print(table)
+        line = (f"{r['trial']:>5} {r['state']:<9}{fmt(r['val_mean_pcc'], '7.4f')}  {str(r['head']):<14} "
+                f"{fmt(r['lr'], '7.1e')} {fmt(r['batch_size'], '>5')} {fmt(r['hidden'], '>6')} "
+                f"{fmt(r['dropout'], '5.2f')} {fmt(r['epochs'], '>4')} {fmt(r['seconds'], '5.0f')}")
+        console.print(f"[bold green]{line}[/]" if r["trial"] == best else line, highlight=False)
     if best is not None:
         console.print(f"best: trial {best}, val mean PCC {summary['best_value']:.4f}; run directory "
                       f"{summary['best_run_dir']}; config {summary['best_config']} (eri-fit --config)")

@@ -101,6 +101,8 @@ def run_search(plan: SearchPlan, search_dir: Path, settings: SchedulerSettings, 
         _check_same_plan(search_dir, plan)
         (search_dir / SEARCH_FILE).write_text(yaml.safe_dump(plan.as_dict(), sort_keys=False))
         study = open_study(search_dir, plan.seed, create=True)
+        if study.trials:  # a continued search must not draw the first session's random numbers again
+            study = open_study(search_dir, plan.seed + len(study.trials))
         if not study.trials:
             study.enqueue_trial(default_params(plan.resolved))  # trial 0: the configuration given
         finished = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
