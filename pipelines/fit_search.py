@@ -125,7 +125,11 @@ def run_search(plan: SearchPlan, search_dir: Path, settings: SchedulerSettings, 
                 return future
 
             # optuna's ask/tell across processes needs the storage's trial id (FrozenTrial._trial_id)
-            queue = executor.as_completed([submit(t.number, t._trial_id, t.params, True) for t in stale])
+            # a stale trial may have been stopped while its parameters were being drawn: drawing
+            # again on the same trial keeps those already set and completes the rest
+            queue = executor.as_completed([
+                submit(t.number, t._trial_id, suggest(optuna.trial.Trial(study, t._trial_id), plan.space), True)
+                for t in stale])
 
             def top_up() -> None:
                 while len(running) < width and done + len(running) < plan.n_trials:
