@@ -39,6 +39,10 @@ def test_fit_then_predict(synth_small, tmp_path, capsys):
     assert fit_main(fit_args(synth_small, run, "--seeds", "2")) == 0
     out = capsys.readouterr().out
     assert "mean PCC" in out and "Empathic-Pain" in out and str(run) in out
+    assert "ridge" in out and "the ridge baseline" in " ".join(out.split())  # its column and the verdict
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["baseline"]["head"] == "ridge" and set(m["baseline"]["val"]["pcc"]) == set(m["ensemble"]["pcc"])
+    assert m["beats_baseline"] == (m["ensemble"]["mean_pcc"] > m["baseline"]["val"]["mean_pcc"])
     feats = json.loads((run / "features.json").read_text())
     assert feats["synth_audio"]["steps"] == 12 and feats["synth_video"]["steps"] == 8
     ids = tmp_path / "ids.txt"
@@ -70,3 +74,13 @@ def test_user_errors_exit_2_with_a_message(synth_small, tmp_path, capsys):
     assert predict_main(["--run", str(tmp_path / "none"), "--input", "test", "--labels",
                          str(synth_small.labels)]) == 2
     assert "not an eri-fit run" in capsys.readouterr().out
+
+
+def test_a_model_below_the_baseline_is_flagged():
+    from fusion.report import baseline_verdict
+    m = {"head": "te", "ensemble": {"mean_pcc": 0.40}, "baseline": {"val": {"mean_pcc": 0.55}},
+         "beats_baseline": False}
+    assert "does NOT beat the ridge baseline (-0.1500" in baseline_verdict(m)
+    assert "beats the ridge baseline by +0.1500" in baseline_verdict({**m, "ensemble": {"mean_pcc": 0.70},
+                                                                      "beats_baseline": True})
+    assert baseline_verdict({**m, "head": "ridge"}) is None

@@ -163,3 +163,24 @@ def test_missing_clips_dropped_and_reported(synth_small, tmp_path):
                   tmp_path / "r1", plots=False)
     assert out.metrics["data"]["dropped"] == {name: ["00000", "00001"]}
     assert out.metrics["data"]["clips"] == 118
+
+
+def test_cosine_schedule_warms_up_then_decays_to_min_lr():
+    from fusion.train import Schedule
+    cfg = resolve_config(None, {"features": ["a"], "schedule": "cosine", "lr": 1e-2, "min_lr": 1e-4,
+                                "warmup_epochs": 1, "epochs": 4})
+    net = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
+    sched = Schedule(opt, cfg, steps_per_epoch=10)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(40):
+        sched.after_step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] < lrs[5] < lrs[9] and lrs[10] == pytest.approx(1e-2)    # linear warm-up over epoch 1
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))                 # then never rises
+    assert lrs[25] == pytest.approx(1e-4 + 0.5 * (1e-2 - 1e-4), rel=1e-6)   # half-way: midpoint
+    assert lrs[40] == pytest.approx(1e-4)
+    state = sched.state_dict()
+    again = Schedule(opt, cfg, steps_per_epoch=10)
+    again.load_state_dict(state)
+    assert again.step_no == 40
