@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def heads_of(arg: str) -> list[str]:
-    names = [h.name for h in list_heads()]
+    names = [h.name for h in list_heads() if not h.closed_form]  # epochs of gradient-trained heads
     if arg == "none":
         return []
     return names if arg == "all" else [h.strip() for h in arg.split(",")]
