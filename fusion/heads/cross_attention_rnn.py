@@ -23,7 +23,7 @@ from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, measu
 
 @dataclass(frozen=True)
 class CrossAttentionRNNOptions:
-    hidden: int = 128
+    hidden: int = 64           # measured: 128 was 2x slower and no better (BENCHMARKS.md)
     rnn_layers: int = 2
     nhead: int = 4
     dropout: float = 0.2
