@@ -9,6 +9,7 @@ from extract.specs import SpecRegistry
 FEATURE_MODULES = (
     "extract.faces_feature",
     "extract.video.resnet18_affectnet",
+    "extract.video.resnet18_affectnet_maps",
     "extract.video.posterv2",
     "extract.video.fer_minixception",
     "extract.audio.mfcc",

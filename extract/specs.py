@@ -22,6 +22,8 @@ from typing import Any, Callable, Literal, Mapping, Protocol
 
 import numpy as np
 
+STORAGE_DTYPES = ("float32", "float16")
+STORAGE_OPTION = "dtype"  # `--set NAME.dtype=float16`: understood for every float feature, not a config field
 Modality = Literal["video", "audio"]
 InputKind = Literal["frames", "faces", "audio"]
 
@@ -57,6 +59,16 @@ class OutputShape:
     def dim(self) -> int:
         """Width of the last axis of a row (the vector width; D of a token set)."""
         return int(self.row[-1])
+
+    def stored_as(self, dtype: str | None) -> "OutputShape":
+        """This shape with another storage dtype for float data (`--set NAME.dtype=float16` halves the
+        disk; readers widen float16 back to float32). ValueError for other dtypes or non-float data."""
+        if dtype is None or dtype == self.dtype:
+            return self
+        if np.dtype(self.dtype).kind != "f" or dtype not in STORAGE_DTYPES:
+            raise ValueError(f"storage dtype {dtype!r}: float features can be stored as "
+                             f"{' or '.join(STORAGE_DTYPES)}; this one is stored as {self.dtype}")
+        return dataclasses.replace(self, dtype=dtype)
 
     def as_spec(self) -> dict[str, Any]:
         """The keys spec.json records (and the store's layout checks)."""

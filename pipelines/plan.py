@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from extract.catalog import catalog
-from extract.specs import FeatureSpec
+from extract.specs import STORAGE_OPTION, FeatureSpec
 from extract.weights import WeightsCorrupt, WeightsMissing, resolve
 from feature_store import FeatureDir, FeatureStore, fingerprint_of
 from pipelines.dataset import Clip
@@ -105,7 +105,9 @@ def make_job(spec: FeatureSpec, settings: ExtractSettings, upstream: dict[str, s
     """The job for `spec` under today's settings; `upstream` = fingerprints of the features it reads."""
     if not isinstance(upstream, dict):
         upstream = {"faces": upstream} if upstream else {}
-    config = spec.config_with(settings.overrides.get(spec.name, {}))
+    overrides = dict(settings.overrides.get(spec.name, {}))
+    storage = overrides.pop(STORAGE_OPTION, None)
+    config = spec.config_with(overrides)
     weights = _resolve_weights(spec, config, settings)
     first = weights[0] if weights else (None, None, None)
     hashed = {"feature": spec.name, "version": spec.version, "config": config,
@@ -115,6 +117,13 @@ def make_job(spec: FeatureSpec, settings: ExtractSettings, upstream: dict[str, s
         hashed["more_weights"] = [{"entry": e, "sha256": sha} for e, _, sha in weights[1:]]
     paths = {e: path for e, path, _ in weights}
     shape = spec.output_shape(config, paths)
+    try:
+        stored = shape.stored_as(storage)
+    except ValueError as exc:
+        raise ValueError(f"{spec.name}: {exc}") from None
+    if stored.dtype != shape.dtype:  # only then, so that default-dtype fingerprints stay what they were
+        hashed["storage_dtype"] = stored.dtype
+    shape = stored
     spec_json = {**hashed, "modality": spec.modality, **shape.as_spec(), "description": spec.description}
     return FeatureJob(spec.name, spec.modality, fingerprint_of(hashed), config, spec_json, first[1], paths)
 

@@ -28,6 +28,7 @@ def print_features(console: Console, options: bool = False) -> None:
         config = spec.default_config
         listed = ", ".join(f"{k}={v!r}" for k, v in config.items()) or "no options"
         console.print(f"[bold]{spec.name}[/]: {listed}", highlight=False)
+    console.print("every float feature also takes dtype=float16 (storage: half the disk; read back as float32)")
 
 
 def print_plan(plan: Plan, estimate: WorkEstimate, console: Console, found: Discovery | None = None) -> None:

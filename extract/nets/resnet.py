@@ -19,6 +19,16 @@ WIDTHS = (64, 128, 256, 512)
 FEATURE_DIM = WIDTHS[-1]
 
 
+def map_side(size: int, stage: int) -> int:
+    """Side of the `layer{stage}` map for a size×size input (conv1 and maxpool halve it, and so does
+    the first block of layers 2-4; each with its own padding, so the sizes round up)."""
+    side = (size - 1) // 2 + 1  # conv1 7x7/2, padding 3
+    side = (side - 1) // 2 + 1  # maxpool 3x3/2, padding 1
+    for _ in range(2, stage + 1):
+        side = (side - 1) // 2 + 1  # 3x3/2, padding 1
+    return side
+
+
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
@@ -54,6 +64,13 @@ class ResNet18(nn.Module):
             cin = cout
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(FEATURE_DIM, num_classes)
+
+    def forward_maps(self, x: torch.Tensor, stage: int = 3) -> torch.Tensor:
+        """(B, 3, H, W) → (B, C, h, w): the output of `layer{stage}` (stage 3: C = 256, h = w = H/16)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for i in range(1, stage + 1):
+            x = getattr(self, f"layer{i}")(x)
+        return x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised RGB → (B, 512) globally average-pooled features."""
