@@ -109,8 +109,9 @@ def mtcnn_refs(names: list[str]) -> dict[str, np.ndarray]:
     for name in names:
         boxes, probs, points = mtcnn.detect(face_image(name), landmarks=True)
         if boxes is not None:
+            boxes, probs = np.asarray(boxes, np.float64), np.asarray(probs, np.float64)
             out[f"mtcnn_box/{name}"] = np.concatenate([boxes, probs[:, None]], axis=1)
-            out[f"mtcnn_points/{name}"] = points
+            out[f"mtcnn_points/{name}"] = np.asarray(points, np.float64)
     return out
 
 

@@ -4,8 +4,9 @@ The cascade as published: an image pyramid (smallest face `min_face` px, scale s
 P-Net (candidates where face probability ≥ thresholds[0], per-scale NMS at IoU 0.5, then 0.7 over
 all scales, box regression, squared), R-Net on 24×24 crops (≥ thresholds[1], NMS 0.7, regression,
 squared) and O-Net on 48×48 crops (≥ thresholds[2], five landmarks, regression, NMS 0.7 on
-intersection over the smaller box). Crops reaching outside the picture are zero-padded, as the
-original implementation does. Images are RGB uint8; boxes come back as (k, 5) x0, y0, x1, y1,
+intersection over the smaller box). Resampling is area averaging (the pyramid and the crops) and a
+crop keeps only the part of its box inside the picture, as facenet-pytorch does: with these our
+boxes equal facenet-pytorch 2.6.0's (BENCHMARKS.md). Images are RGB uint8; boxes come back as (k, 5) x0, y0, x1, y1,
 score in pixels (the layout BlazeFace's wrapper returns) and landmarks as (k, 5, 2) x, y: left eye,
 right eye (of the image), nose, mouth left, mouth right.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from extract.nets.mtcnn import NETS
 
@@ -104,7 +106,7 @@ class MTCNN:
     @torch.inference_mode()
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(boxes (k, 5) x0, y0, x1, y1, score; landmarks (k, 5, 2)) for one RGB uint8 image."""
-        img = np.ascontiguousarray(image, dtype=np.float32)
+        img = torch.from_numpy(np.array(image, np.float32)).permute(2, 0, 1)[None]
         boxes = self._proposals(img)
         if len(boxes):
             boxes = self._refine(img, boxes)
@@ -112,15 +114,12 @@ class MTCNN:
             return np.zeros((0, 5), np.float64), np.zeros((0, 5, 2), np.float64)
         return self._output(img, boxes)
 
-    def _proposals(self, img: np.ndarray) -> np.ndarray:
-        import cv2
-
-        h, w = img.shape[:2]
+    def _proposals(self, img: torch.Tensor) -> np.ndarray:
+        h, w = img.shape[2:]
         found = []
         for scale in self.scales(h, w):
-            size = (int(w * scale + 1), int(h * scale + 1))
-            level = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-            reg, prob = self.pnet(_normalise(torch.from_numpy(level).permute(2, 0, 1)[None]))
+            level = F.interpolate(img, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
+            reg, prob = self.pnet(_normalise(level))
             prob, reg = prob[0].numpy(), reg[0].numpy()
             rows, cols = np.nonzero(prob >= self.options.thresholds[0])
             if not len(rows):
@@ -137,22 +136,19 @@ class MTCNN:
         cand = cand[nms(cand[:, :4], cand[:, 4], 0.7)]
         return _square(_regress(cand[:, :5], cand[:, 5:9], plus_one=False))
 
-    def _crops(self, img: np.ndarray, boxes: np.ndarray, size: int) -> torch.Tensor:
-        """Integer box regions, zero-padded outside the picture, area-resized to size×size."""
-        import cv2
+    @staticmethod
+    def _crops(img: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
+        """The part of each (truncated, 1-based inclusive) box inside the picture, area-resized to
+        size×size (as facenet-pytorch crops; the boxes are squares, so only border faces stretch)."""
+        h, w = img.shape[2:]
+        crops = []
+        for x0, y0, x1, y1 in np.trunc(boxes[:, :4]).astype(np.int64):
+            x0, y0, x1, y1 = max(x0, 1), max(y0, 1), min(x1, w), min(y1, h)
+            patch = img[:, :, y0 - 1:max(y1, y0), x0 - 1:max(x1, x0)]
+            crops.append(F.interpolate(patch, size=(size, size), mode="area"))
+        return _normalise(torch.cat(crops))
 
-        h, w = img.shape[:2]
-        out = np.empty((len(boxes), size, size, 3), np.float32)
-        for k, (x0, y0, x1, y1) in enumerate(np.trunc(boxes[:, :4]).astype(np.int64)):
-            bw, bh = max(1, x1 - x0 + 1), max(1, y1 - y0 + 1)
-            patch = np.zeros((bh, bw, 3), np.float32)
-            sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x1 + 1), min(h, y1 + 1)
-            if sx1 > sx0 and sy1 > sy0:
-                patch[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[sy0:sy1, sx0:sx1]
-            out[k] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
-        return _normalise(torch.from_numpy(out).permute(0, 3, 1, 2))
-
-    def _refine(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def _refine(self, img: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
         reg, prob = self.rnet(self._crops(img, boxes, 24))
         keep = prob.numpy() > self.options.thresholds[1]
         boxes = np.concatenate([boxes[keep, :4], prob.numpy()[keep, None]], axis=1)
@@ -160,7 +156,7 @@ class MTCNN:
         order = nms(boxes[:, :4], boxes[:, 4], 0.7)
         return _square(_regress(boxes[order], reg[order]))
 
-    def _output(self, img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _output(self, img: torch.Tensor, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         reg, points, prob = self.onet(self._crops(img, boxes, 48))
         keep = prob.numpy() > self.options.thresholds[2]
         boxes = np.concatenate([boxes[keep, :4], prob.numpy()[keep, None]], axis=1)
