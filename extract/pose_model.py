@@ -47,7 +47,7 @@ def pose_anchors() -> np.ndarray:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, np.float64)))  # = 1 / (1 + e^-x), no overflow
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
