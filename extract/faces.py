@@ -207,6 +207,16 @@ class MTCNNFallback:
         return mtcnn_to_blazeface_box(boxes)
 
 
+def required_weights(policy: FacePolicy) -> tuple[str, ...]:
+    """Weights entries beyond the BlazeFace model that a policy needs."""
+    entries: tuple[str, ...] = ()
+    if policy.fallback_detector == "mtcnn":
+        entries += ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")
+    if policy.align == "dlib68":
+        entries += ("dlib_shape_predictor_68",)
+    return entries
+
+
 class FaceCropper:
     """Reusable per process: the detector(s) are created once and applied to many clips.
 
@@ -217,6 +227,10 @@ class FaceCropper:
                  weights: dict[str, str] | None = None) -> None:
         self.policy = policy or FacePolicy()
         weights = dict(weights or {})
+        missing = [e for e in required_weights(self.policy) if e not in weights]
+        if missing:
+            raise ValueError(f"faces: {self._needs()} needs the weights entr{'y' if len(missing) == 1 else 'ies'} "
+                             f"{', '.join(missing)} (fetch with: eri-weights fetch {' '.join(missing)})")
         self.detector = BlazeFace(model_path, self.policy.min_confidence)
         self.fallback = MTCNNFallback(weights, self.policy.min_confidence) \
             if self.policy.fallback_detector == "mtcnn" else None
@@ -224,10 +238,11 @@ class FaceCropper:
         if self.policy.align == "dlib68":
             from extract.face_align import Dlib68
 
-            if "dlib_shape_predictor_68" not in weights:
-                raise ValueError("faces: align=dlib68 needs the weights entry 'dlib_shape_predictor_68' "
-                                 "(fetch it with: eri-weights fetch dlib_shape_predictor_68)")
             self.landmarker = Dlib68(weights["dlib_shape_predictor_68"])
+
+    def _needs(self) -> str:
+        parts = [f"fallback_detector={self.policy.fallback_detector}"] if self.policy.fallback_detector != "none" else []
+        return " and ".join(parts + ([f"align={self.policy.align}"] if self.policy.align != "none" else []))
 
     def detect(self, images: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """Per frame: detections (k, 5) and which detector produced them (BLAZEFACE / MTCNN_DETECTOR /
