@@ -90,33 +90,9 @@ def manifest(path: Path, clips: list[tuple[str, Path]]) -> Path:
 
 
 def random_checkpoints(work: Path) -> dict[str, Path]:
-    import torch
-    from safetensors.torch import save_file
+    from bench_common import random_weights
 
-    out = work / "checkpoints"
-    out.mkdir(exist_ok=True)
-    torch.manual_seed(0)
-    paths = {}
-
-    def save(name: str, module) -> None:
-        paths[name] = out / f"{name}.safetensors"
-        if not paths[name].exists():
-            save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(paths[name]))
-
-    from extract.nets.densenet import densenet121
-    from extract.nets.posterv2 import PosterV2
-    from extract.nets.resnet import ResNet18
-    from extract.nets.vggish import VGGish
-
-    save("resnet18_affectnet", ResNet18(catalog().get("resnet18_affectnet").extras["logits"]))
-    save("posterv2", PosterV2(catalog().get("posterv2").extras["logits"]))
-    save("vggish", VGGish())
-    save("densenet121", densenet121())
-    paths["wav2vec2_base"] = out / "wav2vec2_base"
-    if not (paths["wav2vec2_base"] / "config.json").exists():
-        from transformers import Wav2Vec2Config, Wav2Vec2Model
-        Wav2Vec2Model(Wav2Vec2Config()).save_pretrained(paths["wav2vec2_base"])
-    return paths
+    return random_weights(work / "checkpoints", list(catalog()))
 
 
 def weights_args(paths: dict[str, Path]) -> list[str]:

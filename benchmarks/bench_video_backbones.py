@@ -47,26 +47,15 @@ def find_spec(name: str) -> FeatureSpec:
         raise KeyError(f"feature {name!r} not found") from None
 
 
-def random_checkpoint(spec: FeatureSpec) -> dict[str, torch.Tensor]:
-    if spec.name == "resnet18_affectnet":
-        from extract.nets.resnet import ResNet18
-        return ResNet18(spec.extras["logits"]).state_dict()
-    if spec.name == "posterv2":
-        from extract.nets.posterv2 import PosterV2
-        return PosterV2(spec.extras["logits"]).state_dict()
-    if spec.name == "fer_minixception":
-        from extract.nets.minixception import MiniXception
-        return MiniXception().state_dict()
-    raise SystemExit(f"no random checkpoint recipe for {spec.name!r}")
-
-
 def build(spec: FeatureSpec, batch_size: int, device: str, tmp: Path):
-    from safetensors.torch import save_file
+    from bench_common import random_weights
 
-    path = tmp / f"{spec.name}.safetensors"
-    save_file({k: v.contiguous() for k, v in random_checkpoint(spec).items()}, str(path))
+    paths = random_weights(tmp / "weights", [spec])
+    if not paths:
+        raise SystemExit(f"{spec.name}: no random checkpoint maker")
+    weights = {k: str(v) for k, v in paths.items()}
     return spec.build(BuildOptions(config=spec.config_with(), device=device, batch_size=batch_size,
-                                   weights_path=str(path)))
+                                   weights_path=weights[spec.weights_entries()[0]], weights=weights))
 
 
 def _sync(device: str) -> None:
@@ -107,7 +96,7 @@ def bench(spec: FeatureSpec, batch_size: int, rounds: int, device: str, tmp: Pat
         full_s.append(_timed(full, device))
     params = sum(p.numel() for p in extractor.model.parameters())
     fps = lambda secs: round(batch_size / secs, 2)  # noqa: E731
-    return {"feature": spec.name, "dim": spec.dim, "params": params, "batch_size": batch_size, "rounds": rounds,
+    return {"feature": spec.name, "dim": spec.output_shape().dim, "params": params, "batch_size": batch_size, "rounds": rounds,
             "bare_fps_median": fps(float(np.median(bare_s))), "bare_fps_best": fps(min(bare_s)),
             "extractor_fps_median": fps(float(np.median(full_s))), "extractor_fps_best": fps(min(full_s))}
 

@@ -7,38 +7,40 @@ shows, and face_status (N, 1) float32 (0 detected, 1 filled from neighbours, 2 c
 fallback); qa = face_detection_rate, frames, frames_filled, frames_fallback, flagged (1.0
 when no face was found or the rate is below min_detection_rate).
 
-`dim` is the default crop side S (data rows are S×S×3 images, not vectors).
-Config `detector`: "short" (BlazeFace short range, weights entry `blazeface`, the spec's
-weights) or "full" (full range, entry `blazeface_full_range`, resolved here).
+Rows are S×S×3 images (item_shape [S, S, 3], S = the `size` option), not vectors.
+Config: extract.faces.FacePolicy's fields plus `detector`: "short" (BlazeFace short range, weights
+entry `blazeface`) or "full" (full range, entry `blazeface_full_range`).
 """
 from __future__ import annotations
 
-from extract.specs import BuildOptions, FeatureOutput, FeatureSpec
+from dataclasses import dataclass
 
-DEFAULT_CONFIG = {
-    "size": 224,
-    "margin": 0.25,
-    "fill_window": 12,
-    "detector": "short",
-    "min_confidence": 0.5,
-    "smoothing_s": 0.2,
-    "min_detection_rate": 0.5,
-    "pad": "black",
-}
+from extract.faces import FacePolicy
+from extract.specs import BuildOptions, FeatureOutput, FeatureSpec, OutputShape
+
 _DETECTOR_WEIGHTS = {"short": "blazeface", "full": "blazeface_full_range"}
+EXTRAS = {"boxes": 4, "face_status": 1}
+
+
+@dataclass(frozen=True)
+class FacesConfig(FacePolicy):
+    """The crop policy (extract.faces.FacePolicy) plus which BlazeFace model detects."""
+
+    detector: str = "short"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.detector not in _DETECTOR_WEIGHTS:
+            raise ValueError(f"faces: detector must be one of {sorted(_DETECTOR_WEIGHTS)}, got {self.detector!r}")
 
 
 class FacesExtractor:
     """Holds one detector for its lifetime (create once per worker, run on many clips)."""
 
-    def __init__(self, model_path: str, config: dict) -> None:
-        from extract.faces import FaceCropper, FacePolicy
+    def __init__(self, model_path: str, config: FacesConfig) -> None:
+        from extract.faces import FaceCropper
 
-        policy = FacePolicy(size=int(config["size"]), margin=float(config["margin"]),
-                            fill_window=int(config["fill_window"]), min_confidence=float(config["min_confidence"]),
-                            smoothing_s=float(config["smoothing_s"]),
-                            min_detection_rate=float(config["min_detection_rate"]), pad=str(config["pad"]))
-        self.cropper = FaceCropper(model_path, policy)
+        self.cropper = FaceCropper(model_path, config)
 
     def run(self, frames_list: list) -> list[FeatureOutput]:
         results = []
@@ -54,22 +56,18 @@ class FacesExtractor:
         self.cropper.close()
 
 
-def weights_entry(config: dict | None = None) -> str:
-    """The weights entry a config needs ("blazeface" or "blazeface_full_range"): a pipeline that
-    fingerprints/resolves weights per config should use this rather than SPEC.weights."""
-    detector = {**DEFAULT_CONFIG, **(config or {})}["detector"]
-    if detector not in _DETECTOR_WEIGHTS:
-        raise ValueError(f"faces: detector must be one of {sorted(_DETECTOR_WEIGHTS)}, got {detector!r}")
-    return _DETECTOR_WEIGHTS[detector]
+def weights_entries(config: FacesConfig) -> tuple[str, ...]:
+    """The detector model the config asks for ("blazeface" or "blazeface_full_range")."""
+    return (_DETECTOR_WEIGHTS[config.detector],)
 
 
 def _build(opts: BuildOptions) -> FacesExtractor:
-    config = {**DEFAULT_CONFIG, **opts.config}
-    path = opts.weights_path  # the pipeline resolves weights_entry(config)
+    config = SPEC.resolve_config(opts.config)
+    path = opts.weights_path  # the pipeline resolves weights_entries(config)
     if path is None:
         from extract.weights import resolve
 
-        path = str(resolve(weights_entry(config)).path)
+        path = str(resolve(weights_entries(config)[0]).path)
     return FacesExtractor(path, config)
 
 
@@ -77,16 +75,13 @@ SPEC = FeatureSpec(
     name="faces",
     modality="video",
     version="1",
-    dim=DEFAULT_CONFIG["size"],
-    frame_step=None,
     input="frames",
     build=_build,
+    shape=lambda config, weights: OutputShape((config.size, config.size, 3), None, EXTRAS, "uint8"),
+    config=FacesConfig,
+    examples=({"size": 112, "detector": "full"},),
     description=("face crops (uint8 S×S×3 RGB) per sampled frame: mediapipe BlazeFace detection, subject "
                  "tracking, gap filling, temporal smoothing, square crop with margin; extras boxes (crop "
                  "region, xyxy source pixels) and face_status (0 detected, 1 filled, 2 fallback)"),
-    weights="blazeface",
-    default_config=dict(DEFAULT_CONFIG),
-    dtype="uint8",
-    extras={"boxes": 4, "face_status": 1},
-    weights_selector=weights_entry,
+    weights=weights_entries,
 )

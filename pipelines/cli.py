@@ -49,18 +49,14 @@ def _sampling(fps: Optional[float], frames: Optional[int], every: Optional[int])
 
 def _scheduler(scheduler: str, cluster: Optional[str], workers: int, threads: int, tasks_per_worker: int,
                dashboard: bool, slurm: dict, verbose: bool) -> tuple[SchedulerSettings, int]:
-    if cluster not in (None, "slurm"):
-        raise typer.BadParameter(f"--cluster {cluster!r}: only slurm is supported")
-    if cluster == "slurm":
-        kind, address = "slurm", None
-    elif scheduler in ("local", "sync"):
-        kind, address = scheduler, None
-    elif scheduler.startswith("tcp://"):
-        kind, address = "tcp", scheduler
-    else:
-        raise typer.BadParameter(f"--scheduler {scheduler!r}: use local, sync or tcp://HOST:PORT")
+    from pipelines.schedulers import scheduler_kind
+
+    try:
+        kind, address = scheduler_kind(scheduler, cluster)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if kind == "slurm" and threads <= 0:
-        from pipelines.cluster import threads_per_worker
+        from pipelines.schedulers.slurm import threads_per_worker
         threads = threads_per_worker(slurm)
     workers, threads = split_cores(kind, workers, threads, usable_cores())
     return SchedulerSettings(kind, address, workers, max(1, tasks_per_worker), dashboard, slurm, verbose), threads
@@ -105,7 +101,7 @@ def extract(
     print_job_script: bool = typer.Option(False, "--print-job-script", help="Print the SLURM job script and exit."),
     missing_audio: str = typer.Option("error", "--missing-audio", help="error: a clip without audio fails its audio features; zeros: use silence."),
     rerun_failed: bool = typer.Option(False, "--rerun-failed", help="Retry clips that failed in an earlier run."),
-    set_: list[str] = typer.Option([], "--set", help="Feature option, FEATURE.OPTION=VALUE (repeatable), e.g. --set vggish.pca=true."),
+    set_: list[str] = typer.Option([], "--set", help="Feature option, FEATURE.OPTION=VALUE (repeatable), e.g. --set mfcc.n_mfcc=40 --set vggish.postprocess=pca (options: eri-extract --list -v)."),
     weights: list[str] = typer.Option([], "--weights", help="Explicit weights file, ENTRY=PATH (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (what is missing per feature, estimated work) and exit; writes nothing."),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Write a machine-readable summary here."),
@@ -116,9 +112,9 @@ def extract(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if list_:
         from pipelines.report import print_features
-        print_features(console)
+        print_features(console, options=verbose)
         raise typer.Exit(0)
-    from pipelines.cluster import ClusterConfigError, load_options, slurm_job_script
+    from pipelines.schedulers.slurm import ClusterConfigError, load_options, slurm_job_script
 
     slurm_flags = {"queue": queue, "account": account, "cores": cores, "processes": processes, "memory": memory,
                    "walltime": walltime, "jobs": jobs}
@@ -137,10 +133,10 @@ def extract(
         raise typer.BadParameter("--missing-audio must be error or zeros")
     sched, threads = _scheduler(scheduler, cluster, workers, threads, tasks_per_worker, dashboard, slurm, verbose)
     overrides = _parse_sets(set_)
-    face_options = {"size": face_size, "detector": detector, **overrides.pop("faces", {})}
+    overrides["faces"] = {"size": face_size, "detector": detector, **overrides.get("faces", {})}
     settings = ExtractSettings(
         modality=modality, features=tuple(f.strip() for f in features.split(",") if f.strip()),
-        sampling=_sampling(fps, frames, every), face_options=face_options, overrides=overrides,
+        sampling=_sampling(fps, frames, every), overrides=overrides,
         weights=_parse_weights(weights), batch_size=batch_size, device=device, missing_audio=missing_audio,
         rerun_failed=rerun_failed, clips_per_task=max(1, clips_per_task), torch_threads=threads, prefetch=prefetch)
     from pipelines.dataset import DatasetError

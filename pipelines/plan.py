@@ -35,6 +35,7 @@ class FeatureJob:
     config: dict[str, Any]
     spec_json: dict[str, Any]
     weights_path: str | None
+    weights: dict[str, str] = field(default_factory=dict)  # every weights entry -> path
     todo: list[str] = field(default_factory=list)
     cached: int = 0
     failed_before: list[str] = field(default_factory=list)  # not retried (no --rerun-failed)
@@ -58,39 +59,61 @@ class Plan:
 
 
 def requested_specs(settings: ExtractSettings) -> list[FeatureSpec]:
+    """The requested features plus what they read (a backbone reads the cached `faces`), each after
+    the features it depends on, whatever order the user typed them in."""
     registry = catalog()
     names = settings.features or tuple(registry.names(settings.modality))
     specs = [registry.get(n) for n in names]
     wrong = [s.name for s in specs if settings.modality not in ("all", s.modality)]
     if wrong:
         raise ValueError(f"feature(s) {', '.join(wrong)} are not {settings.modality} features")
-    if any(s.input == "faces" for s in specs) and not any(s.name == "faces" for s in specs):
-        specs.insert(0, registry.get("faces"))  # backbones read the cached crops
-    return specs
+    ordered: list[FeatureSpec] = []
+
+    def visit(spec: FeatureSpec) -> None:
+        if spec in ordered:
+            return
+        for dependency in spec.requires:
+            visit(registry.get(dependency))
+        ordered.append(spec)
+
+    for spec in specs:
+        visit(spec)
+    return ordered
 
 
-def _input_description(spec: FeatureSpec, settings: ExtractSettings, faces_fp: str | None) -> dict[str, Any]:
+def _input_description(spec: FeatureSpec, settings: ExtractSettings, upstream: dict[str, str]) -> dict[str, Any]:
     if spec.input == "frames":
         return {"sampling": settings.sampling.as_dict()}
     if spec.input == "faces":
-        return {"faces": faces_fp}
+        return {"faces": upstream["faces"]}
     return {"sample_rate": AUDIO_SAMPLE_RATE, "missing_audio": settings.missing_audio}
 
 
-def make_job(spec: FeatureSpec, settings: ExtractSettings, faces_fp: str | None) -> FeatureJob:
-    overrides = settings.face_options if spec.name == "faces" else settings.overrides.get(spec.name, {})
-    config = spec.config_with(overrides)
-    weights_path, weights_sha = None, None
-    entry = spec.weights_entry(config)
-    if entry:
+def _resolve_weights(spec: FeatureSpec, config: dict[str, Any], settings: ExtractSettings) -> list[tuple[str, str, str]]:
+    """(entry, path, sha256) of every weights entry the config needs; WeightsMissing/Corrupt if any is."""
+    out = []
+    for entry in spec.weights_entries(config):
         resolved = resolve(entry, explicit=settings.weights.get(entry))
-        weights_path, weights_sha = str(resolved.path), resolved.sha256
+        out.append((entry, str(resolved.path), resolved.sha256))
+    return out
+
+
+def make_job(spec: FeatureSpec, settings: ExtractSettings, upstream: dict[str, str] | str | None = None) -> FeatureJob:
+    """The job for `spec` under today's settings; `upstream` = fingerprints of the features it reads."""
+    if not isinstance(upstream, dict):
+        upstream = {"faces": upstream} if upstream else {}
+    config = spec.config_with(settings.overrides.get(spec.name, {}))
+    weights = _resolve_weights(spec, config, settings)
+    first = weights[0] if weights else (None, None, None)
     hashed = {"feature": spec.name, "version": spec.version, "config": config,
-              "weights": {"entry": entry, "sha256": weights_sha},
-              "input": _input_description(spec, settings, faces_fp)}
-    spec_json = {**hashed, "modality": spec.modality, "dim": spec.dim, "dtype": spec.dtype,
-                 "frame_step": spec.frame_step, "extras": spec.extras, "description": spec.description}
-    return FeatureJob(spec.name, spec.modality, fingerprint_of(hashed), config, spec_json, weights_path)
+              "weights": {"entry": first[0], "sha256": first[2]},
+              "input": _input_description(spec, settings, upstream)}
+    if len(weights) > 1:  # only then, so that single-entry fingerprints stay what they were
+        hashed["more_weights"] = [{"entry": e, "sha256": sha} for e, _, sha in weights[1:]]
+    paths = {e: path for e, path, _ in weights}
+    shape = spec.output_shape(config, paths)
+    spec_json = {**hashed, "modality": spec.modality, **shape.as_spec(), "description": spec.description}
+    return FeatureJob(spec.name, spec.modality, fingerprint_of(hashed), config, spec_json, first[1], paths)
 
 
 def feature_dir_of(store: FeatureStore, job: FeatureJob) -> FeatureDir:
@@ -100,19 +123,20 @@ def feature_dir_of(store: FeatureStore, job: FeatureJob) -> FeatureDir:
 
 def make_plan(clips: list[Clip], settings: ExtractSettings, store: FeatureStore, save_cache: bool = True) -> Plan:
     """`save_cache=False` (dry runs) leaves the store untouched."""
-    jobs, skipped, faces_fp = [], {}, None
+    jobs, skipped, fingerprints = [], {}, {}
     sources = {c.id: stat_source(c.path) for c in clips}
     for spec in requested_specs(settings):
         try:
-            job = make_job(spec, settings, faces_fp)
+            job = make_job(spec, settings, {d: fingerprints.get(d, "?") for d in spec.requires})
         except (WeightsMissing, WeightsCorrupt) as exc:
             skipped[spec.name] = str(exc)
             continue
-        if spec.input == "faces" and faces_fp is None:
-            skipped[spec.name] = "needs the `faces` feature, which cannot be computed (see above)"
+        lacking = [d for d in spec.requires if d not in fingerprints]
+        if lacking:
+            skipped[spec.name] = (f"needs the `{'`, `'.join(lacking)}` feature, which cannot be computed "
+                                  "(see above)")
             continue
-        if spec.name == "faces":
-            faces_fp = job.fingerprint
+        fingerprints[spec.name] = job.fingerprint
         _fill_todo(job, clips, sources, store, settings.rerun_failed, save_cache)
         jobs.append(job)
     return Plan({c.id: c for c in clips}, jobs, skipped, sources)

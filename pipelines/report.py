@@ -9,14 +9,24 @@ from pipelines.estimate import WorkEstimate
 from pipelines.plan import Plan
 
 
-def print_features(console: Console) -> None:
+def print_features(console: Console, options: bool = False) -> None:
     table = Table(title="registered features")
-    for col in ("name", "modality", "dim", "step (s)", "weights", "description"):
+    for col in ("name", "modality", "row (default config)", "step (s)", "weights", "description"):
         table.add_column(col)
     for spec in catalog():
-        step = "per frame" if spec.frame_step is None else f"{spec.frame_step:g}"
-        table.add_row(spec.name, spec.modality, str(spec.dim), step, spec.weights or "-", spec.description.split(". ")[0])
+        shape = spec.output_shape()
+        step = "per frame" if shape.frame_step is None else f"{shape.frame_step:g}"
+        row = "×".join(map(str, shape.row))
+        table.add_row(spec.name, spec.modality, row, step, ", ".join(spec.weights_entries()) or "-",
+                      spec.description.split(". ")[0])
     console.print(table)
+    if not options:
+        console.print("(with -v: each feature's options and defaults, for --set FEATURE.OPTION=VALUE)")
+        return
+    for spec in catalog():
+        config = spec.default_config
+        listed = ", ".join(f"{k}={v!r}" for k, v in config.items()) or "no options"
+        console.print(f"[bold]{spec.name}[/]: {listed}", highlight=False)
 
 
 def print_plan(plan: Plan, estimate: WorkEstimate, console: Console) -> None:

@@ -12,7 +12,9 @@ from pipelines.dataset import discover_clips
 from pipelines.estimate import estimate_work, record_costs
 from pipelines.plan import make_plan
 from pipelines.report import print_plan
-from pipelines.runner import dask_client, quiet_dask, run_dask, run_sync
+from pipelines.runner import run_tasks
+from pipelines.schedulers import open_executor, planned_workers
+from pipelines.schedulers.dask_executor import quiet_dask
 from pipelines.stage_io import record_error
 from pipelines.settings import ExtractSettings, SchedulerSettings
 from pipelines.stages import Task
@@ -31,7 +33,7 @@ def run_extraction(input: Path, store_root: Path, settings: ExtractSettings, sch
     clips = discover_clips(input)
     store = FeatureStore(store_root)
     plan = make_plan(clips, settings, store, save_cache=not dry_run)
-    workers = {"sync": 1, "local": sched.workers}.get(sched.kind)
+    workers = planned_workers(sched)
     estimate = estimate_work(plan, store_root, workers, probe_limit=32 if dry_run else 8)
     print_plan(plan, estimate, console)
     refused = [name for name in plan.skipped if name in settings.features]
@@ -96,14 +98,15 @@ def _execute(tasks: list[Task], summary: RunSummary, sched: SchedulerSettings, s
             summary.add_failure(task, reason)
             advance(task)
 
-        if sched.kind == "sync":
+        with open_executor(sched, worker_env(settings.torch_threads)) as executor:
+            if executor.note:
+                progress.console.print(executor.note, highlight=False)
             summary.start_compute()
-            run_sync(tasks, on_result, on_failure)
-            return
-        if sched.kind == "slurm":
-            progress.console.print(f"submitting {sched.slurm['jobs']} SLURM job(s); tasks start as their workers "
-                                   "connect", highlight=False)
-        with dask_client(sched, settings.torch_threads) as client:
-            summary.start_compute()
-            run_dask(tasks, on_result, on_failure, client)
+            run_tasks(tasks, on_result, on_failure, executor)
             summary.finish()  # before the cluster shuts down
+
+
+def worker_env(torch_threads: int) -> dict[str, str]:
+    """Environment of worker processes we start: BLAS/OpenMP threads = torch threads per worker."""
+    threads = str(max(1, torch_threads))
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}

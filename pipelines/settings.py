@@ -23,7 +23,6 @@ class ExtractSettings:
     modality: Literal["video", "audio", "all"]
     features: tuple[str, ...]
     sampling: SamplingChoice = SamplingChoice()
-    face_options: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # feature -> config overrides
     weights: dict[str, str] = field(default_factory=dict)  # weights entry -> explicit path
     batch_size: int = 32

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -54,13 +55,14 @@ def _remaining(task: Task, ctx: ClipContext, result: TaskResult) -> list[JobRef]
             result.already_done[job.name] = len(current)
         remaining = tuple(c for c in job.clip_ids if c not in current)
         if remaining:
-            kept.append(JobRef(job.name, job.fingerprint, job.config, job.spec_json, job.weights_path, remaining))
+            kept.append(replace(job, clip_ids=remaining))
     return kept
 
 
 def _extractor(task: Task, job: JobRef, result: TaskResult):
     with result.timed(f"load:{job.name}"):  # ~0 once this process has built it
-        return extractor_for(job.name, job.fingerprint, job.config, job.weights_path, task.device, task.batch_size)
+        return extractor_for(job.name, job.fingerprint, job.config, job.weights_path, task.device, task.batch_size,
+                             job.weights)
 
 
 # -- video ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ class JobRef:
     spec_json: dict[str, Any]
     weights_path: str | None
     clip_ids: tuple[str, ...]
+    weights: dict[str, str] = field(default_factory=dict)  # every weights entry the config needs -> path
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pipelines.stages import JobRef, Task
 
 
 def _ref(job, clip_ids: tuple[str, ...]) -> JobRef:
-    return JobRef(job.name, job.fingerprint, job.config, job.spec_json, job.weights_path, clip_ids)
+    return JobRef(job.name, job.fingerprint, job.config, job.spec_json, job.weights_path, clip_ids, job.weights)
 
 
 def make_tasks(plan: Plan, settings: ExtractSettings, store_root: str) -> list[Task]:

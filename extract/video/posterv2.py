@@ -10,7 +10,10 @@ as they are), [0,1], ImageNet mean/std; inside the network both trunks see the n
 """
 from __future__ import annotations
 
-from extract.specs import BuildOptions, FeatureSpec
+from pathlib import Path
+
+from extract.specs import BuildOptions, FeatureSpec, NoOptions, OutputShape
+from extract.weights.header import tensor_shape
 
 NAME = "posterv2"
 FEATURE_DIM = 768
@@ -38,21 +41,39 @@ def _build(opts: BuildOptions):
         embedding, logits = model.embed_and_logits(x)
         return {"data": embedding, "logits": logits}
 
-    return FrozenImageBackbone(model, forward, preprocess, batch_size=opts.batch_size, device=opts.device)
+    widths = {"data": FEATURE_DIM, "logits": model.VIT.head.linear.out_features}
+    return FrozenImageBackbone(model, forward, preprocess, widths,
+                               batch_size=opts.batch_size, device=opts.device)
+
+
+def shape(config: NoOptions, weights: dict[str, str]) -> OutputShape:
+    head = tensor_shape(weights.get(NAME), "VIT.head.linear.weight")
+    return OutputShape((FEATURE_DIM,), None, {"logits": head[0] if head else DECLARED_CLASSES})
+
+
+def random_weights(root: Path, config: NoOptions) -> None:
+    """A random-initialised POSTER V2 (official parameter names, 7 classes)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from extract.nets.posterv2 import PosterV2
+
+    torch.manual_seed(0)
+    (root / NAME).mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in PosterV2(DECLARED_CLASSES).state_dict().items()}
+    save_file(state, str(root / NAME / f"{NAME}.safetensors"))
 
 
 SPEC = FeatureSpec(
     name=NAME,
     modality="video",
     version="1",
-    dim=FEATURE_DIM,
-    frame_step=None,
     input="faces",
     build=_build,
+    shape=shape,
     description=("POSTER V2 (IR-50 + MobileFaceNet landmark cross-attention, 3-scale ViT), official "
                  "7/8-class checkpoints; 224x224 RGB face crops, ImageNet mean/std; data = 768-d SE-gated "
                  "class token (input of VIT.head.linear); extras logits = class scores (7 or 8, from the checkpoint)"),
     weights=NAME,
-    input_size=INPUT_SIZE,
-    extras={"logits": DECLARED_CLASSES},
+    random_weights=random_weights,
 )

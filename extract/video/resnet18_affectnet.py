@@ -9,12 +9,25 @@ Checkpoints fine-tuned on 112x112 faces (common for AffectNet crops) should be r
 """
 from __future__ import annotations
 
-from extract.specs import BuildOptions, FeatureSpec
+from dataclasses import dataclass
+from pathlib import Path
+
+from extract.specs import BuildOptions, FeatureSpec, OutputShape
+from extract.weights.header import tensor_shape
 
 NAME = "resnet18_affectnet"
 FEATURE_DIM = 512
 DEFAULT_INPUT_SIZE = 224
 DECLARED_CLASSES = 8  # AffectNet-8; the real count follows the checkpoint
+
+
+@dataclass(frozen=True)
+class ResNet18Config:
+    input_size: int = DEFAULT_INPUT_SIZE  # crops are resized to this (112 for 112 px checkpoints)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.input_size, int) or self.input_size < 32:
+            raise ValueError(f"{NAME}: input_size must be at least 32 pixels, got {self.input_size}")
 
 
 def _build(opts: BuildOptions):
@@ -23,9 +36,7 @@ def _build(opts: BuildOptions):
     from extract.nets.resnet import resnet18_from_state_dict
     from extract.video.backbone import FrozenImageBackbone, prepare_crops
 
-    size = int(opts.config.get("input_size", DEFAULT_INPUT_SIZE))
-    if size < 32:
-        raise ValueError(f"{NAME}: input_size must be at least 32 pixels, got {size}")
+    size = SPEC.resolve_config(opts.config).input_size
     if opts.weights_path is None:
         raise ValueError(f"{NAME} needs the weights entry {NAME!r} "
                          f"(import a checkpoint with: eri-weights import {NAME} FILE)")
@@ -40,22 +51,40 @@ def _build(opts: BuildOptions):
         features = model.forward_features(x)
         return {"data": features, "logits": model.fc(features)}
 
-    return FrozenImageBackbone(model, forward, preprocess, batch_size=opts.batch_size, device=opts.device)
+    return FrozenImageBackbone(model, forward, preprocess, {"data": FEATURE_DIM, "logits": model.fc.out_features},
+                               batch_size=opts.batch_size, device=opts.device)
+
+
+def shape(config: ResNet18Config, weights: dict[str, str]) -> OutputShape:
+    fc = tensor_shape(weights.get(NAME), "fc.weight")
+    return OutputShape((FEATURE_DIM,), None, {"logits": fc[0] if fc else DECLARED_CLASSES})
+
+
+def random_weights(root: Path, config: ResNet18Config) -> None:
+    """A random-initialised ResNet18 in torchvision's layout with an AffectNet-8 head."""
+    import torch
+    from safetensors.torch import save_file
+
+    from extract.nets.resnet import ResNet18
+
+    torch.manual_seed(0)
+    (root / NAME).mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in ResNet18(DECLARED_CLASSES).state_dict().items()}
+    save_file(state, str(root / NAME / f"{NAME}.safetensors"))
 
 
 SPEC = FeatureSpec(
     name=NAME,
     modality="video",
     version="1",
-    dim=FEATURE_DIM,
-    frame_step=None,
     input="faces",
     build=_build,
+    shape=shape,
+    config=ResNet18Config,
+    examples=({"input_size": 112},),
     description=("ResNet18 (torchvision layout) fine-tuned on AffectNet; 224x224 RGB face crops, ImageNet "
                  "mean/std; data = 512-d global-average-pooled features (input of fc); extras logits = "
                  "fc outputs (7 or 8 classes, from the checkpoint). Option input_size=112 for 112 px checkpoints."),
     weights=NAME,
-    default_config={"input_size": DEFAULT_INPUT_SIZE},
-    input_size=DEFAULT_INPUT_SIZE,
-    extras={"logits": DECLARED_CLASSES},
+    random_weights=random_weights,
 )

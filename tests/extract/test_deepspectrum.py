@@ -189,7 +189,7 @@ def _build(config=None, batch_size=64):
     from extract.weights import resolve
 
     return SPEC.build(BuildOptions(config=config or {}, batch_size=batch_size,
-                                   weights_path=str(resolve(SPEC.weights).path)))
+                                   weights_path=str(resolve(SPEC.weights_entries()[0]).path)))
 
 
 def test_feature_contract_through_resolver(weights_dir):
@@ -201,8 +201,8 @@ def test_feature_contract_through_resolver(weights_dir):
     outputs = extractor.run(waves, 16000)
     assert [len(o.data) for o in outputs] == [2, 1, 0]
     for out in outputs:
-        assert out.data.dtype == np.float32 and out.data.shape[1:] == (SPEC.dim,)
-        np.testing.assert_allclose(out.times, np.arange(len(out.data)) * SPEC.frame_step)
+        assert out.data.dtype == np.float32 and out.data.shape[1:] == (SPEC.output_shape().dim,)
+        np.testing.assert_allclose(out.times, np.arange(len(out.data)) * SPEC.output_shape().frame_step)
         assert np.isfinite(out.data).all() and (out.data >= 0).all()
 
 

@@ -32,8 +32,8 @@ def _expected_windows(samples: int, window: float = 1.0, hop: float = 0.5) -> in
 
 def test_specs():
     assert [s.name for s in SPECS] == ["egemaps", "egemaps_lld"]
-    assert (SPEC_FUNCTIONALS.dim, SPEC_FUNCTIONALS.frame_step) == (88, 0.5)
-    assert (SPEC_LLD.dim, SPEC_LLD.frame_step) == (25, 0.01)
+    assert (SPEC_FUNCTIONALS.output_shape().dim, SPEC_FUNCTIONALS.output_shape().frame_step) == (88, 0.5)
+    assert (SPEC_LLD.output_shape().dim, SPEC_LLD.output_shape().frame_step) == (25, 0.01)
 
 
 def test_functionals_rows_times_and_batching(functionals):

@@ -96,7 +96,10 @@ def test_faces_feature_spec_runs_many_clips(blazeface_model, sample_clip, sample
     from extract.faces_feature import SPEC
     from extract.specs import BuildOptions
 
-    assert (SPEC.name, SPEC.input, SPEC.dtype, SPEC.weights, SPEC.dim) == ("faces", "frames", "uint8", "blazeface", 224)
+    shape = SPEC.output_shape()
+    assert (SPEC.name, SPEC.input, shape.dtype, SPEC.weights_entries(), shape.row) == \
+        ("faces", "frames", "uint8", ("blazeface",), (224, 224, 3))
+    assert SPEC.output_shape({"size": 112}).row == (112, 112, 3)
     extractor = SPEC.build(BuildOptions(config=SPEC.config_with({"size": 112}), weights_path=str(blazeface_model)))
     clips = [decode_frames(p, Sampling(fps=5)) for p in (sample_clip.path, sample_variants["no_face"].path)]
     face, empty = extractor.run(clips)

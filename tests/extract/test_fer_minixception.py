@@ -274,7 +274,7 @@ def test_feature_run_batched_equals_one_by_one(fer_files):
     import cv2
     import skimage.data
 
-    assert SPEC.dim == FEATURE_DIM and SPEC.extras == {"probs": len(EMOTIONS)} and SPEC.input_size == 64
+    assert SPEC.output_shape().dim == FEATURE_DIM and SPEC.output_shape().extras == {"probs": len(EMOTIONS)}
     lfw = np.stack([cv2.resize(c, (224, 224), interpolation=cv2.INTER_CUBIC)
                     for c in _rgb(skimage.data.lfw_subset()[:5])])
     crops = [_clip_crops(0, 7), lfw, np.zeros((0, 224, 224, 3), np.uint8), _clip_crops(1, 3)]

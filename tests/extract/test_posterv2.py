@@ -169,20 +169,20 @@ def _official_training_checkpoint(sd: dict, tmp_path: Path, monkeypatch) -> Path
                 "state_dict": {f"module.{k}": v for k, v in sd.items()}}, src)
     monkeypatch.delenv("ERI_WEIGHTS_DIR", raising=False)
     monkeypatch.setenv("ERI_CACHE_DIR", str(tmp_path / "cache"))
-    import_weights(SPEC.weights, src)
+    import_weights(SPEC.weights_entries()[0], src)
     src.unlink()
-    return Path(resolve(SPEC.weights).path)
+    return Path(resolve(SPEC.weights_entries()[0]).path)
 
 
 def _plain_file_in_weights_dir(sd: dict, tmp_path: Path, monkeypatch) -> Path:
     from extract.weights import resolve
 
     root = tmp_path / "weights"
-    (root / SPEC.weights).mkdir(parents=True)
-    torch.save(sd, root / SPEC.weights / "posterv2.pth")
+    (root / SPEC.weights_entries()[0]).mkdir(parents=True)
+    torch.save(sd, root / SPEC.weights_entries()[0] / "posterv2.pth")
     monkeypatch.setenv("ERI_WEIGHTS_DIR", str(root))
     monkeypatch.setenv("ERI_CACHE_DIR", str(tmp_path / "cache"))
-    return Path(resolve(SPEC.weights).path)
+    return Path(resolve(SPEC.weights_entries()[0]).path)
 
 
 @pytest.mark.parametrize("classes,install", [(7, _official_training_checkpoint), (8, _plain_file_in_weights_dir)],

@@ -53,7 +53,7 @@ def test_layout_matches_torchvision(reference):
     assert [(k, list(v.shape)) for k, v in sd.items()] == [(k, v) for k, v in reference["state_dict"].items()]
     assert len(sd) == reference["num_tensors"] == 122
     assert sum(p.numel() for p in ResNet18(1000).parameters()) == reference["num_params_trainable"] == 11_689_512
-    assert list(SPEC.default_config) == ["input_size"] and SPEC.input_size == 224
+    assert SPEC.default_config == {"input_size": 224}
 
 
 @pytest.mark.parametrize("classes", [1000, 7, 8])
@@ -91,11 +91,11 @@ def _resolve_installed(tmp_path: Path, monkeypatch, obj, filename: str) -> Path:
     except ImportError as exc:
         pytest.skip(f"extract.weights resolver not available yet: {exc}")
     root = tmp_path / "weights"
-    (root / SPEC.weights).mkdir(parents=True)
-    torch.save(obj, root / SPEC.weights / filename)
+    (root / SPEC.weights_entries()[0]).mkdir(parents=True)
+    torch.save(obj, root / SPEC.weights_entries()[0] / filename)
     monkeypatch.setenv("ERI_WEIGHTS_DIR", str(root))
     monkeypatch.setenv("ERI_CACHE_DIR", str(tmp_path / "cache"))
-    return Path(resolve(SPEC.weights).path)
+    return Path(resolve(SPEC.weights_entries()[0]).path)
 
 
 WRAPPERS = {

@@ -111,7 +111,7 @@ def _build(config=None, batch_size=64):
     from extract.weights import resolve
 
     return SPEC.build(BuildOptions(config=config or {}, batch_size=batch_size,
-                                   weights_path=str(resolve(SPEC.weights).path)))
+                                   weights_path=str(resolve(SPEC.weights_entries()[0]).path)))
 
 
 def _waves() -> list[np.ndarray]:
@@ -128,9 +128,9 @@ def test_feature_contract_batched_equals_one_by_one(checkpoints):
     batched = extractor.run(waves, 16000)
     assert [len(o.data) for o in batched] == [3, 1, 0, 2]
     for out in batched:
-        assert out.data.dtype == np.float32 and out.data.shape[1:] == (SPEC.dim,)
+        assert out.data.dtype == np.float32 and out.data.shape[1:] == (SPEC.output_shape().dim,)
         assert out.times.shape == (len(out.data),)
-        np.testing.assert_allclose(np.diff(out.times), SPEC.frame_step)
+        np.testing.assert_allclose(np.diff(out.times), SPEC.output_shape().frame_step)
         assert (out.data >= 0).all()
     for wave, whole in zip(waves, batched):
         single = extractor.run([wave], 16000)[0]

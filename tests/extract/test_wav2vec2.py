@@ -69,7 +69,7 @@ def test_default_config_has_the_reference_layout():
 def test_resolver_finds_the_checkpoint_directory(weights_root):
     from extract.weights import resolve
 
-    resolved = resolve(SPEC.weights)
+    resolved = resolve(SPEC.weights_entries()[0])
     assert resolved.path == weights_root / "wav2vec2_base"
     extractor = SPEC.build(BuildOptions(config={}, weights_path=str(resolved.path)))
     assert (extractor.dim, extractor.frame_step) == (32, 0.02)

@@ -124,7 +124,7 @@ def test_rerun_with_nothing_to_do_decodes_nothing_and_loads_no_model(tmp_path, s
     import pipelines.worker
 
     for module, name in ((extract.media, "decode_audio"), (extract.media, "decode_frames"),
-                         (pipelines.worker, "extractor_for"), (pipelines.run, "dask_client")):
+                         (pipelines.worker, "extractor_for"), (pipelines.run, "open_executor")):
         monkeypatch.setattr(module, name, forbidden)
     code, out = cli("-i", manifest, "-s", store, "-m", "audio", "-f", "mfcc")  # default: local cluster
     assert code == 0, out
@@ -193,7 +193,7 @@ def test_slurm_job_script_from_yaml_with_flags_overriding(tmp_path):
 
 def test_slurm_cluster_scheduler_listens_on_loopback_only():
     psutil = pytest.importorskip("psutil")
-    from pipelines.cluster import load_options, slurm_cluster
+    from pipelines.schedulers.slurm import load_options, slurm_cluster
 
     options = load_options(None, {"jobs": 0})  # no sbatch is ever called
     options["scheduler_options"] = {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}

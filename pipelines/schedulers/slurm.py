@@ -1,4 +1,4 @@
-"""SLURM through dask-jobqueue: the same tasks, workers started as batch jobs.
+"""`slurm`: Dask workers started as SLURM batch jobs through dask-jobqueue; the same tasks as locally.
 
 Options come from a YAML file (--cluster-config) and flags (--queue, --cores, …); flags win.
 `jobs` is how many batch jobs to keep running; each job asks for `cores` CPUs and runs `processes`
@@ -13,6 +13,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from pipelines.schedulers.dask_executor import DaskExecutor, quiet_dask
+from pipelines.settings import SchedulerSettings
 
 SLURM_DEFAULTS: dict[str, Any] = {
     "queue": None, "account": None, "cores": 8, "processes": 1, "memory": "32GB",
@@ -83,3 +86,21 @@ def slurm_cluster(options: dict[str, Any], tasks_per_worker: int = 1) -> Iterato
         yield cluster
     finally:
         cluster.close()
+
+
+def planned_workers(settings: SchedulerSettings) -> int | None:
+    return None  # jobs start when the queue lets them
+
+
+@contextmanager
+def open_executor(settings: SchedulerSettings, worker_env: dict[str, str]) -> Iterator[DaskExecutor]:
+    from distributed import Client
+
+    quiet_dask(settings.verbose)
+    options = dict(settings.slurm)
+    if worker_env:  # exported in the job script before the workers start
+        prologue = [f"export {k}={v}" for k, v in worker_env.items()]
+        options["job_script_prologue"] = [*options.get("job_script_prologue", []), *prologue]
+    with slurm_cluster(options, settings.tasks_per_worker) as cluster, Client(cluster) as client:
+        note = f"submitted {options['jobs']} SLURM job(s); tasks start as their workers connect"
+        yield DaskExecutor(client, "slurm", note=note)
