@@ -68,7 +68,8 @@ def _extractor(task: Task, job: JobRef, result: TaskResult):
 # -- video ---------------------------------------------------------------------------------------
 def _run_video(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipContext, result: TaskResult) -> None:
     face_job = next((j for j in jobs if j.name == "faces"), None)
-    backbones = [j for j in jobs if j.name != "faces"]
+    frame_jobs = [j for j in jobs if j.name != "faces" and _spec(j).input == "frames"]
+    backbones = [j for j in jobs if j.name != "faces" and j not in frame_jobs]
     to_detect = set(face_job.clip_ids) if face_job else set()
     crops: dict[str, FeatureOutput] = {}
     cached = sorted({c for j in backbones for c in j.clip_ids} - to_detect)
@@ -78,6 +79,9 @@ def _run_video(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipCon
         outputs = _detect(task, face_job, ctx, result)
         crops.update(outputs)
         write_outputs(store, face_job, outputs, ctx, result)
+    for job in frame_jobs:
+        failures = {}
+        write_outputs(store, job, _on_own_frames(task, job, ctx, result, failures), ctx, result, failures)
     for job in backbones:
         ids = [c for c in job.clip_ids if c in crops]
         extractor, lock = _extractor(task, job, result)
@@ -121,6 +125,34 @@ def _detect(task: Task, job: JobRef, ctx: ClipContext, result: TaskResult) -> di
         out.qa["fps"] = float(frames.fps)
         ctx.face_qa[clip_id] = {k: out.qa[k] for k in FACE_QA_KEYS if k in out.qa}
         outputs[clip_id] = out
+    return outputs
+
+
+def _spec(job: JobRef):
+    from extract.catalog import catalog
+
+    return catalog().get(job.name)
+
+
+def _on_own_frames(task: Task, job: JobRef, ctx: ClipContext, result: TaskResult,
+                   failures: dict[str, str]) -> dict[str, FeatureOutput]:
+    """A frames-input feature other than faces (e.g. pose): each clip decoded at the sampling its
+    config selects (`config.sampling`, else the run's), one clip at a time, failures per clip."""
+    from extract.media import Sampling, decode_frames
+
+    config = _spec(job).resolve_config(job.config)
+    sampling = getattr(config, "sampling", None) or Sampling(**task.sampling)
+    extractor, lock = _extractor(task, job, result)
+    outputs: dict[str, FeatureOutput] = {}
+    for clip_id in job.clip_ids:
+        try:
+            with result.timed(f"decode:{job.name}"):
+                frames = decode_frames(ctx.paths[clip_id], sampling)
+            ctx.durations[clip_id] = frames.duration
+            with lock, result.timed(job.name):
+                outputs[clip_id] = extractor.run([frames])[0]
+        except Exception as exc:  # noqa: BLE001 — any per-clip failure is recorded, never fatal
+            failures[clip_id] = reason(exc)
     return outputs
 
 

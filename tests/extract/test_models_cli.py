@@ -1,7 +1,7 @@
 """The new models from files on disk through the CLIs: `eri-weights ls` lists them with their
-sources and licences; `eri-extract` computes faces (BlazeFace + MTCNN fallback) and face_mesh
-for a folder of generated real-face clips into the store; `eri-fit` trains the
-cross_attention_rnn head on face_mesh (and fer_minixception) from that store."""
+sources and licences; `eri-extract` computes faces (BlazeFace + MTCNN fallback), face_mesh and
+pose (its own 2 fps sampling) for a folder of generated real-face clips into the store; `eri-fit`
+trains the cross_attention_rnn head on face_mesh, pose and fer_minixception from that store."""
 from __future__ import annotations
 
 import json
@@ -62,7 +62,7 @@ def _fetched(name: str, cache) -> str:
 @pytest.fixture(scope="module")
 def weights_flags(wheel_weights, request):
     paths = {name: str(wheel_weights(name)) for name in ("blazeface", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet",
-                                                         "face_mesh")}
+                                                         "face_mesh", "pose_detector", "pose_landmark_full")}
     paths["fer_minixception"] = _fetched("fer_minixception", request.config.cache.mkdir("eri-extract-weights"))
     return [arg for name, path in paths.items() for arg in ("--weights", f"{name}={path}")]
 
@@ -76,18 +76,21 @@ def _eri_extract(*args) -> tuple[int, str]:
     return result.exit_code, " ".join(result.output.split())
 
 
-def test_extract_face_mesh_then_fit_cross_attention(sample_dataset, weights_flags, tmp_path):
+def test_extract_face_mesh_and_pose_then_fit_cross_attention(sample_dataset, weights_flags, tmp_path):
     from fusion.cli import fit_main
 
     store = tmp_path / "store"
     summary = tmp_path / "summary.json"
-    code, out = _eri_extract("-i", sample_dataset.video_dir, "-s", store, "-f", "face_mesh,fer_minixception",
-                    "--fallback-detector", "mtcnn", "--fps", "2", "--scheduler", "sync",
+    code, out = _eri_extract("-i", sample_dataset.video_dir, "-s", store, "-f", "face_mesh,pose,fer_minixception",
+                    "--fallback-detector", "mtcnn", "--fps", "3", "--scheduler", "sync",
                     "--summary-json", summary, *weights_flags)
     assert code == 0, out
     done = json.loads(summary.read_text())["features"]
     n = len(sample_dataset.clips)
-    assert done["faces"]["done"] == n and done["face_mesh"]["done"] == n, done
+    assert done["faces"]["done"] == n and done["face_mesh"]["done"] == n and done["pose"]["done"] == n, done
+    pose, pose_times = FeatureStore(store).reader("pose").get(sample_dataset.ids[0])
+    np.testing.assert_allclose(pose_times, [0.0, 0.5, 1.0, 1.5], atol=0.021)  # 2 fps whatever --fps says
+    assert pose.shape == (4, 133) and np.all(pose[:, -1] == 1.0)
     reader = FeatureStore(store).reader("face_mesh")
     data, times = reader.get(sample_dataset.ids[0])
     assert data.shape == (len(times), 1414) and np.isfinite(data).all()
@@ -99,7 +102,7 @@ def test_extract_face_mesh_then_fit_cross_attention(sample_dataset, weights_flag
     assert set(np.unique(detector)) <= {0.0, 1.0, 2.0} and np.mean(detector == 1.0) > 0.9  # mostly BlazeFace
     run = tmp_path / "run"
     assert fit_main(["--store", str(store), "--labels", str(sample_dataset.labels_csv),
-                     "--features", "face_mesh,fer_minixception", "--head", "cross_attention_rnn",
+                     "--features", "face_mesh,pose,fer_minixception", "--head", "cross_attention_rnn",
                      "--head-opt", "hidden=16", "--epochs", "2", "--threads", "1", "--steps", "4",
                      "--out", str(run), "-q", "--no-plots"]) == 0
     assert (run / "metrics.json").is_file() and (run / "predictions_test.csv").is_file() or \
