@@ -8,7 +8,8 @@ Agreement: our code against the saved outputs of the originals on real photograp
 environment with mediapipe 0.10.21, dlib and facenet-pytorch 2.6.0): mean landmark error in pixels,
 box IoU, descriptor differences. Throughput (one run, so ratios are comparable): pose from video at
 its default 2 fps, face_mesh from cached face crops and from video, faces with the MTCNN fallback
-and with dlib68 alignment. Weights are resolved through extract.weights (fetched once if missing).
+and with dlib68 alignment. Gap filling: occluded frames in generated clips, window 12 counted in source
+frames vs in sampled frames. Weights are resolved through extract.weights (fetched once if missing).
 """
 from __future__ import annotations
 
@@ -188,9 +189,49 @@ def throughput(w: dict[str, str], seconds: float) -> dict:
     return out
 
 
+def gap_fill(w: dict[str, str], clips: int = 8) -> dict:
+    """Occlusions (runs of 2-12 sampled frames with the face hidden) in generated clips at 5 fps: how well
+    the crop of each hidden frame matches the crop a detection there would have given (IoU of the crop
+    squares), per fill unit."""
+    from extract.face_track import FALLBACK, iou
+    from extract.faces import FaceCropper, FacePolicy, square_boxes
+    from extract.media import Sampling, decode_frames
+    from pipelines.sample_data import ClipParams, make_clip
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-gaps-"))
+    rng = np.random.default_rng(0)
+    counts = {unit: {"hidden": 0, "good": 0, "fallback": 0, "iou_sum": 0.0} for unit in ("source", "sampled")}
+    croppers = {unit: FaceCropper(w["blazeface"], FacePolicy(fill_unit=unit)) for unit in counts}
+    for k in range(clips):
+        clip = make_clip(tmp / f"{k}.mp4", "face", seed=100 + k, params=ClipParams.random(rng), duration=6.0,
+                         audio=False)
+        frames = decode_frames(clip.path, Sampling(fps=5))
+        hidden = np.zeros(len(frames.times), bool)
+        for start in rng.choice(len(hidden) - 12, 2, replace=False):
+            hidden[start:start + int(rng.integers(2, 13))] = True
+        frames.images = frames.images.copy()
+        frames.images[hidden] = 128
+        idx = [int(np.argmin(np.abs(clip.times - t))) for t in frames.times]
+        ideal = square_boxes(clip.face_boxes[idx].astype(np.float64), np.zeros(len(idx), np.int8),
+                             *clip.size, FacePolicy().margin)  # the crop a detection in that frame gives
+        for unit, cropper in croppers.items():
+            out = cropper.crop(frames)
+            for i in np.flatnonzero(hidden):
+                overlap = float(iou(ideal[i], out.boxes[i:i + 1])[0])
+                c = counts[unit]
+                c["hidden"] += 1
+                c["iou_sum"] += overlap
+                c["good"] += int(overlap >= 0.5)
+                c["fallback"] += int(out.status[i] == FALLBACK)
+    for cropper in croppers.values():
+        cropper.close()
+    return {unit: {"hidden": c["hidden"], "fallback": c["fallback"], "iou_ge_0.5": round(c["good"] / c["hidden"], 3),
+                   "mean_iou": round(c["iou_sum"] / c["hidden"], 3)} for unit, c in counts.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("agreement", "throughput", "all"), default="all")
+    parser.add_argument("--part", choices=("agreement", "throughput", "gapfill", "all"), default="all")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the throughput clip")
     parser.add_argument("--reference-python", help="side environment's python: rerun benchmarks/model_references.py first")
     parser.add_argument("--dlib-models", help="folder with shape_predictor_68_face_landmarks.dat (for the references)")
@@ -208,6 +249,8 @@ def main() -> int:
         result["agreement"] = agreement(w)
     if args.part in ("throughput", "all"):
         result["throughput"] = throughput(w, args.seconds)
+    if args.part in ("gapfill", "all"):
+        result["gap_fill_5fps"] = gap_fill(w)
     text = json.dumps(result, indent=1)
     print(text)
     args.json.parent.mkdir(parents=True, exist_ok=True)
