@@ -1,5 +1,6 @@
 """Feature-store read speed: FeatureReader.load_all vs a raw h5py loop over the same shards, and
-FeatureDir.completed() over ~1000 clips in ~60 shards.
+FeatureDir.completed() over ~1000 clips in ~60 shards, also for a store written before the
+canonical clip-id rule (groups named `[clip00001]`, mapped to canonical ids by the index).
 
     .venv/bin/python benchmarks/bench_store.py [--clips 2000 --T 32 --dim 1024 --per-shard 100 --dir DIR]
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from feature_store import FeatureStore, fingerprint_of
 from feature_store import feature_dir as feature_dir_module
+from feature_store.names import decode_id, encode_id
 
 
 def best_of(repeat: int, fn) -> tuple[float, object]:
@@ -37,6 +39,13 @@ def fill(store: FeatureStore, feature: str, n: int, t: int, dim: int, per_shard:
         with fd.open_shard() as shard:
             for i in range(start, min(n, start + per_shard)):
                 shard.add(f"clip{i:05d}", block + i, np.arange(t) * 0.2)
+
+
+def bracket_groups(shard: Path) -> None:
+    """Rename each group X to [X], as the CSV import stored Hume ids before the canonical rule."""
+    with h5py.File(shard, "r+") as f:
+        for key in list(f["clips"]):
+            f["clips"].move(key, encode_id(f"[{decode_id(key)}]"))
 
 
 def raw_h5py(shards: list[Path]) -> list[np.ndarray]:
@@ -91,6 +100,22 @@ def main() -> None:
         t_warm, _ = best_of(5, fd.completed)
         print(f"completed(): {len(ids)} clips in {len(fd.shards())} shards: {t_cold * 1000:.1f} ms "
               f"(fresh process), {t_warm * 1000:.2f} ms (shard index cached)")
+
+        fill(store, "legacy", 1000, 8, 16, 17)
+        legacy = store.resolve("legacy")
+        for shard in legacy.shards():
+            bracket_groups(shard)
+
+        def cold_legacy() -> set[str]:
+            feature_dir_module._IDS_CACHE.clear()
+            return legacy.completed()
+
+        t_cold, ids = best_of(5, cold_completed)  # again, next to the legacy figure
+        t_legacy, legacy_ids = best_of(5, cold_legacy)
+        t_legacy_warm, _ = best_of(5, legacy.completed)
+        assert legacy_ids == ids
+        print(f"completed() on a pre-rule store ([id] groups): {t_legacy * 1000:.1f} ms fresh "
+              f"(ratio to canonical {t_legacy / t_cold:.2f}), {t_legacy_warm * 1000:.2f} ms cached")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -8,10 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from feature_store.compact import CompactBusy, compact_dir
-from feature_store.csv_io import export_csv, import_csv
+from feature_store.csv_io import export_csv, feature_sources, import_csv
 from feature_store.store import DEFAULT_STORE, FeatureStore, StoreError
 from feature_store.summary import feature_info, summarize_dir
 from feature_store.verify import verify_dirs
@@ -33,7 +34,7 @@ DEFAULT = Path(DEFAULT_STORE)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -157,25 +158,52 @@ def export_cmd(ref: Annotated[str, typer.Argument(help="FEATURE or FEATURE@FP")]
 
 
 @app.command("import-csv")
-def import_cmd(directory: Annotated[Path, typer.Argument(help="`DIR` holding `FEATURE/*.csv`, or the CSV folder itself")],
-               feature: Annotated[str, typer.Option("--feature", help="Feature name to store it under.")],
+def import_cmd(directory: Annotated[Path, typer.Argument(help="`DIR` holding `FEATURE/*.csv` folders, or a CSV folder itself")],
+               feature: Annotated[Optional[str], typer.Option(
+                   "--feature", help="Import only the sub-folder FEATURE of DIR; or, when DIR itself holds the "
+                                     "CSVs, store them under this name. Default: every sub-folder holding CSVs, "
+                                     "each as the feature named after its folder.")] = None,
                unit: Annotated[str, typer.Option("--timestamp-unit", help="Unit of the timestamp column: s or ms.")] = "s",
                store: StoreOpt = DEFAULT) -> None:
-    """Import MuSe/Hume per-clip CSVs as a feature.
+    """Import MuSe/Hume per-clip CSVs (`feats/<Feature>/<id>.csv`) as features.
 
-    Reads `DIR/FEATURE/*.csv` (or `DIR/*.csv`) with header `id,timestamp,f1,f2,...`. The fingerprint is
-    a hash of the CSV files themselves (names, sizes, content), so importing the same files again
-    skips the clips already imported. Files that cannot be read are listed and recorded as errors."""
-    store.mkdir(parents=True, exist_ok=True)
+    `eri-store import-csv feats/` imports every `feats/<Feature>/` folder, each as its own feature,
+    and prints one line per feature. Each CSV has a header `File_ID,timestamp,f1,f2,...` (id column
+    `File_ID`, `id` or `clip_id`; without one the file name is the id). Ids are made canonical:
+    `[00001]` is stored as `00001`. The fingerprint is a hash of the CSV files themselves, so
+    importing the same files again skips the clips already imported. spec.json records dim,
+    columns, the median frame step and the source folder. A folder or file that cannot be read
+    is reported (and recorded in errors.jsonl) without stopping the others; the exit code is 1
+    if anything failed."""
     try:
-        r = import_csv(FeatureStore(store), directory, feature, unit)
-    except (StoreError, ValueError) as exc:
+        sources = feature_sources(directory, feature)
+    except StoreError as exc:
         _fail(str(exc))
-    out.print(f"{feature}@{r.feature_dir.fingerprint}: imported {r.imported}, already present {r.skipped}, "
-              f"failed {len(r.failed)}")
-    for name, reason in list(r.failed.items())[:10]:
-        out.print(f"[red]failed:[/red] {name}: {reason}", highlight=False)
-    if r.failed:
+    store.mkdir(parents=True, exist_ok=True)
+    fs, problems = FeatureStore(store), []
+    for name, folder in sources:
+        try:
+            with Progress(TextColumn(f"importing {name}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=err, transient=True) as bar:
+                task = bar.add_task(name, total=sum(1 for _ in folder.glob("*.csv")))
+                r = import_csv(fs, folder, name, unit, progress=lambda n: bar.advance(task, n))
+        except (StoreError, ValueError, OSError) as exc:
+            out.print(f"[red]{name}[/red]: not imported: {exc}", highlight=False, soft_wrap=True)
+            problems.append(f"{name} (not imported)")
+            continue
+        step = r.spec.get("frame_step")
+        out.print(f"{name}@{r.feature_dir.fingerprint}: imported {r.imported}, already present {r.skipped}, "
+                  f"failed {len(r.failed)}  (dim {r.spec.get('dim')}, frame step "
+                  f"{'-' if step is None else f'{step:g} s'}, from {folder})", highlight=False, soft_wrap=True)
+        for clip, reason in list(r.failed.items())[:10]:
+            out.print(f"[red]failed:[/red] {name} {clip}: {reason}", highlight=False, soft_wrap=True)
+        if len(r.failed) > 10:
+            out.print(f"[red]failed:[/red] {name}: ... and {len(r.failed) - 10} more (see {r.feature_dir.errors_path})",
+                      highlight=False, soft_wrap=True)
+        if r.failed:
+            problems.append(f"{name} ({len(r.failed)} clip(s))")
+    if problems:
+        out.print(f"[red]failures in[/red]: {', '.join(problems)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

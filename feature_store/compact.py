@@ -6,6 +6,8 @@ writer publishes meanwhile still sorts after it and keeps winning; (3) delete th
 At every point a reader sees each clip once with identical arrays: before (2) only the inputs,
 between (2) and (3) duplicates whose winner holds the same bytes, after (3) the merged shard.
 A lock file keeps two compactions of one directory from running at once.
+Groups are written under the canonical clip id, so compacting a store written before the
+canonical-id rule also renames its `[00001]` groups to `00001`.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Iterator
 
 import h5py
 
-from feature_store.feature_dir import FeatureDir, cached_shard_ids
+from feature_store.feature_dir import FeatureDir, ShardIds, cached_shard_ids, locate_clips
 from feature_store.fsutil import fsync_dir
 from feature_store.names import encode_id, shard_name, shard_ns
 from feature_store.shard import ShardWriter, open_h5
@@ -58,15 +60,12 @@ def compact_dir(fd: FeatureDir) -> CompactResult:
         fd.clean_temporaries()
         shards = fd.shards()
         before = fd.size_bytes()
-        index: dict[str, Path] = {}
-        held = 0
-        for shard in shards:  # the snapshot only: shards published meanwhile are left alone
-            ids = _ids(shard)
-            held += len(ids)
-            index.update(dict.fromkeys(ids, shard))
+        # the snapshot only: shards published meanwhile are left alone
+        index, stored = locate_clips(shards, _ids)
+        held = sum(len(_ids(shard).ids) for shard in shards)
         result = CompactResult(fd.feature, fd.fingerprint, len(shards), len(index), held - len(index),
                                before, before, None)
-        if len(shards) <= 1:
+        if len(shards) <= 1 and not stored:
             return result
         writer = ShardWriter(fd.path, fd.layout, {"feature": fd.feature, "fingerprint": fd.fingerprint})
         handles: dict[Path, h5py.File] = {}
@@ -76,7 +75,7 @@ def compact_dir(fd: FeatureDir) -> CompactResult:
                 if shard not in handles:
                     handles[shard] = open_h5(shard)
                 src = handles[shard]
-                writer.copy_clip(src["clips"][encode_id(clip_id)], clip_id)
+                writer.copy_clip(src["clips"][encode_id(stored.get(clip_id, clip_id))], clip_id)
         except BaseException:
             writer.abort()
             raise
@@ -91,8 +90,8 @@ def compact_dir(fd: FeatureDir) -> CompactResult:
         return result
 
 
-def _ids(shard: Path) -> list[str]:
+def _ids(shard: Path) -> ShardIds:
     try:
         return cached_shard_ids(shard)
     except FileNotFoundError:
-        return []
+        return ShardIds([], {})

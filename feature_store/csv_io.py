@@ -1,18 +1,31 @@
 """MuSe/Hume per-clip CSV interop: `<dir>/<Feature>/<id>.csv` with header `id,timestamp,<features>`.
 
 Export writes timestamps in seconds (shortest round-trip repr) and values with 9 significant
-digits, enough for float32 to round-trip exactly. Import reads such a folder into the store under
-a fingerprint computed from the CSVs themselves (names, sizes, fast content hashes, header), so
-importing the same files again resumes instead of duplicating.
+digits, enough for float32 to round-trip exactly.
+
+Import (`import_csv`) reads one folder of CSVs as one feature; `feature_sources` says which
+folders `eri-store import-csv DIR [--feature NAME]` imports (every `DIR/<Feature>/` holding CSVs,
+each as its own feature, or the folder named). Per file: the clip id is the id column's value
+(`File_ID`, `id`, ... see clip_ids.id_column), else the file name, made canonical (`[00001]` ->
+`00001`); the other columns besides `timestamp` (and a MuSe `segment_id`) are the feature values. The fingerprint is
+computed from the CSVs themselves (names, sizes, fast content hashes, unit), so importing the
+same files again resumes: files whose name gives an id already stored are not parsed again.
+Files are parsed and written CLIPS_PER_SHARD at a time, so memory stays bounded.
+spec.json records `imported_from` (the source folder), `dim`, `columns`, `id_column`,
+`timestamp_unit` and `frame_step`: the median step between timestamps in seconds over the first
+batch of clips (features differ in frame rate), None when every clip has one row.
 """
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from feature_store.clip_ids import canonical_id, column_key, id_column
 from feature_store.feature_dir import FeatureDir
 from feature_store.fingerprint import fingerprint_of
 from feature_store.names import decode_id, encode_id
@@ -20,9 +33,10 @@ from feature_store.provenance import source_attrs
 from feature_store.reader import FeatureReader
 from feature_store.store import FeatureStore, StoreError
 
-ID_COLUMNS = ("id", "segment_id", "file_id", "clip_id")
+log = logging.getLogger(__name__)
 UNIT_SCALE = {"s": 1.0, "ms": 1e-3}
 CLIPS_PER_SHARD = 256
+META_COLUMNS = ("segmentid",)  # MuSe: the segment number within a clip, not a feature value
 
 
 def export_csv(reader: FeatureReader, outdir: Path) -> Path:
@@ -50,6 +64,54 @@ class ImportResult:
     imported: int
     skipped: int
     failed: dict[str, str]
+    folder: Path = Path()
+    spec: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Parsed:
+    path: Path
+    clip_id: str
+    data: np.ndarray
+    times: np.ndarray
+    columns: list[str]
+    id_column: str | None
+
+
+def _has_csv(folder: Path) -> bool:
+    return next(iter(folder.glob("*.csv")), None) is not None
+
+
+def _csv_folders(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and _has_csv(p))
+
+
+def feature_sources(directory: Path, feature: str | None = None) -> list[tuple[str, Path]]:
+    """(feature name, CSV folder) pairs to import from `directory`.
+
+    Without `feature`: every non-hidden sub-folder holding *.csv, named after the folder, else
+    `directory` itself named after itself. With `feature`: the sub-folder of that name, else
+    `directory` itself (its CSVs) stored under that name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise StoreError(f"{directory}: not a directory")
+    subs = _csv_folders(directory)
+    if feature is not None:
+        if (directory / feature).is_dir():
+            return [(feature, directory / feature)]
+        if _has_csv(directory):
+            return [(feature, directory)]
+        listed = f"; its feature folders are {', '.join(p.name for p in subs)}" if subs else ""
+        raise StoreError(f"{directory}: no sub-folder {feature!r} and no .csv files in it{listed}")
+    if subs:
+        if _has_csv(directory):
+            log.warning("%s: the .csv files directly in it are not imported (feature folders found: %s); "
+                        "import them with --feature NAME", directory, ", ".join(p.name for p in subs))
+        return [(p.name, p) for p in subs]
+    if _has_csv(directory):
+        return [(directory.resolve().name, directory)]
+    raise StoreError(f"{directory}: no .csv files, and no sub-folder holding .csv files")
 
 
 def _source_folder(directory: Path, feature: str) -> Path:
@@ -59,8 +121,12 @@ def _source_folder(directory: Path, feature: str) -> Path:
     return folder
 
 
-def _read_one(path: Path, unit: float) -> tuple[str, np.ndarray, np.ndarray, list[str]]:
-    with open(path, newline="") as f:
+def _stem_id(path: Path) -> str:
+    return canonical_id(decode_id(path.stem))
+
+
+def _read_one(path: Path, unit: float) -> _Parsed:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
     if not rows:
         raise ValueError(f"{path}: empty file (expected a header `id,timestamp,...`)")
@@ -69,8 +135,9 @@ def _read_one(path: Path, unit: float) -> tuple[str, np.ndarray, np.ndarray, lis
     if "timestamp" not in lower:
         raise ValueError(f"{path}: no 'timestamp' column in header {header[:5]}")
     ts_col = lower.index("timestamp")
-    id_col = next((lower.index(c) for c in ID_COLUMNS if c in lower), None)
-    feat_cols = [i for i in range(len(header)) if i not in (id_col, ts_col)]
+    id_col = id_column(header)
+    meta = {id_col, ts_col} | {i for i, h in enumerate(header) if column_key(h) in META_COLUMNS}
+    feat_cols = [i for i in range(len(header)) if i not in meta]
     if not body or not feat_cols:
         raise ValueError(f"{path}: no rows or no feature columns")
     values = np.empty((len(body), len(feat_cols)), dtype=np.float64)
@@ -83,17 +150,37 @@ def _read_one(path: Path, unit: float) -> tuple[str, np.ndarray, np.ndarray, lis
             values[n] = [float(row[i]) for i in feat_cols]
         except ValueError as exc:
             raise ValueError(f"{path} line {n + 2}: non-numeric value ({exc})") from None
-    clip_id = decode_id(path.stem)
+    clip_id = _stem_id(path)
     if id_col is not None:
-        ids = {row[id_col] for row in body}
+        ids = {canonical_id(row[id_col]) for row in body}
         if len(ids) != 1:
             raise ValueError(f"{path}: the {header[id_col]!r} column holds {len(ids)} different ids")
         clip_id = ids.pop()
-    return clip_id, values.astype(np.float32), times, [header[i] for i in feat_cols]
+        if not clip_id:
+            raise ValueError(f"{path}: the {header[id_col]!r} column is empty")
+    return _Parsed(path, clip_id, values.astype(np.float32), times, [header[i] for i in feat_cols],
+                   header[id_col] if id_col is not None else None)
 
 
-def import_csv(store: FeatureStore, directory: Path, feature: str, timestamp_unit: str = "s") -> ImportResult:
-    """Import `<directory>/<feature>/*.csv` (or `<directory>/*.csv`) as feature `feature`."""
+def _median_step(batch: list[_Parsed]) -> float | None:
+    steps = [np.diff(p.times) for p in batch if len(p.times) > 1]
+    if not steps:
+        return None
+    return float(f"{float(np.median(np.concatenate(steps))):.9g}")
+
+
+def _spec(feature: str, folder: Path, unit: str, batch: list[_Parsed]) -> dict:
+    first = batch[0]
+    return {"name": feature, "imported_from": str(folder.resolve()), "dim": int(first.data.shape[1]),
+            "dtype": "float32", "columns": first.columns, "id_column": first.id_column,
+            "timestamp_unit": unit, "frame_step": _median_step(batch)}
+
+
+def import_csv(store: FeatureStore, directory: Path, feature: str, timestamp_unit: str = "s",
+               progress: Callable[[int], None] | None = None) -> ImportResult:
+    """Import `<directory>/<feature>/*.csv` (or `<directory>/*.csv`) as feature `feature`.
+
+    `progress(n)` is called after each batch with the number of files handled in it."""
     if timestamp_unit not in UNIT_SCALE:
         raise StoreError(f"timestamp unit must be one of {sorted(UNIT_SCALE)}, got {timestamp_unit!r}")
     folder = _source_folder(Path(directory), feature)
@@ -105,36 +192,56 @@ def import_csv(store: FeatureStore, directory: Path, feature: str, timestamp_uni
         attrs = source_attrs(path)
         provenance.append([path.name, attrs["size"], attrs["content_hash"]])
     fp = fingerprint_of({"imported": feature, "timestamp_unit": timestamp_unit, "files": provenance})
-    parsed, failed = {}, {}
-    for path in files:
-        try:
-            clip_id, data, times, columns = _read_one(path, UNIT_SCALE[timestamp_unit])
-        except (ValueError, OSError, csv.Error, UnicodeDecodeError) as exc:
-            failed[path.stem] = str(exc)
-            continue
-        parsed[path] = (clip_id, data, times, columns)
-    if not parsed:
-        raise StoreError(f"{folder}: no CSV could be read; first problems: {list(failed.values())[:3]}")
-    first = next(iter(parsed.values()))
-    dim, columns = first[1].shape[1], first[3]
-    spec = {"name": feature, "imported_from": str(folder.resolve()), "dim": dim, "dtype": "float32",
-            "columns": columns, "timestamp_unit": timestamp_unit}
-    fd = store.feature_dir(feature, fp, spec=spec)
+    fd = FeatureDir(store.root / feature / fp, feature, fp)
     done = fd.completed()
-    todo = [(p, item) for p, item in parsed.items() if item[0] not in done]
-    imported = 0
+    todo = [p for p in files if _stem_id(p) not in done]
+    skipped, imported, failed = len(files) - len(todo), 0, {}
+    sources: dict[str, Path] = {}  # clip id -> the file it came from in this import
     for start in range(0, len(todo), CLIPS_PER_SHARD):
-        with fd.open_shard() as shard:
-            for path, (clip_id, data, times, cols) in todo[start:start + CLIPS_PER_SHARD]:
-                if data.shape[1] != dim:
-                    failed[clip_id] = f"{path}: {data.shape[1]} feature columns, expected {dim}"
-                    continue
-                try:
-                    shard.add(clip_id, data, times,
-                              attrs={**source_attrs(path), "extractor": "csv-import", "extractor_version": "1"})
-                    imported += 1
-                except ValueError as exc:  # e.g. empty cells (NaN): this clip fails alone
-                    failed[clip_id] = f"{path}: {exc}"
+        batch = []
+        for path in todo[start:start + CLIPS_PER_SHARD]:
+            try:
+                item = _read_one(path, UNIT_SCALE[timestamp_unit])
+            except (ValueError, OSError, csv.Error, UnicodeDecodeError) as exc:
+                failed[_stem_id(path)] = str(exc)
+                continue
+            if item.clip_id in done:
+                skipped += 1
+            elif item.clip_id in sources:
+                failed[_stem_id(path)] = f"{path}: clip id {item.clip_id!r} is also the id of {sources[item.clip_id]}"
+            else:
+                sources[item.clip_id] = path
+                batch.append(item)
+        if batch and not fd.spec_path.exists():
+            fd = store.feature_dir(feature, fp, spec=_spec(feature, folder, timestamp_unit, batch))
+        if batch:
+            imported += _write_batch(fd, batch, failed)
+        if progress is not None:
+            progress(len(todo[start:start + CLIPS_PER_SHARD]))
+    if not fd.spec_path.exists():
+        raise StoreError(f"{folder}: no CSV could be read; first problems: {list(failed.values())[:3]}")
     for clip_id, reason in failed.items():
         fd.record_error(clip_id, reason)
-    return ImportResult(fd, imported, len(parsed) - len(todo), failed)
+    return ImportResult(fd, imported, skipped, failed, folder, fd.spec)
+
+
+def _write_batch(fd: FeatureDir, batch: list[_Parsed], failed: dict[str, str]) -> int:
+    spec = fd.spec
+    dim, columns = spec.get("dim"), spec.get("columns")
+    written = 0
+    with fd.open_shard() as shard:
+        for item in batch:
+            if item.data.shape[1] != dim:
+                failed[item.clip_id] = f"{item.path}: {item.data.shape[1]} feature columns, expected {dim}"
+                continue
+            if columns is not None and item.columns != columns:
+                failed[item.clip_id] = (f"{item.path}: feature columns {item.columns[:3]}... differ from "
+                                        f"the feature's {columns[:3]}...")
+                continue
+            try:
+                shard.add(item.clip_id, item.data, item.times,
+                          attrs={**source_attrs(item.path), "extractor": "csv-import", "extractor_version": "1"})
+                written += 1
+            except ValueError as exc:  # e.g. empty cells (NaN): this clip fails alone
+                failed[item.clip_id] = f"{item.path}: {exc}"
+    return written

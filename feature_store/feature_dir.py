@@ -7,6 +7,9 @@ Rules kept here:
   its flock AND (its creator ran on this host and that pid is gone, OR it is older than
   `stale_after` seconds, default 15 min — the guard for writers on other hosts sharing the store,
   whose pid we cannot check). A live writer therefore never loses its temporary.
+- Clip ids are canonical (feature_store/clip_ids.py). A shard written before that rule may hold
+  `[00001]`: the index lists it as `00001` and remembers the stored spelling for group lookups;
+  `eri-store compact` rewrites such groups under the canonical name.
 """
 from __future__ import annotations
 
@@ -17,9 +20,11 @@ import logging
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+from feature_store.clip_ids import canonical_id
 from feature_store.errors_log import append_error, latest_errors
 from feature_store.fingerprint import canonical_json
 from feature_store.fsutil import atomic_write_bytes, is_locked, pid_alive
@@ -30,7 +35,7 @@ from feature_store.shard import ShardWriter, shard_ids
 log = logging.getLogger(__name__)
 STALE_AFTER = 15 * 60
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_IDS_CACHE: dict[tuple[str, int, int, int], list[str]] = {}  # published shards never change
+_IDS_CACHE: dict[tuple[str, int, int, int], ShardIds] = {}  # published shards never change
 
 
 def check_name(kind: str, value: str) -> str:
@@ -39,15 +44,42 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
-def cached_shard_ids(path: Path) -> list[str]:
+@dataclass(frozen=True)
+class ShardIds:
+    """The clips of one published shard: canonical ids, and the stored spelling of those a
+    version before the canonical-id rule wrote differently (e.g. `[00001]`; usually empty)."""
+    ids: list[str]
+    stored: dict[str, str]
+
+
+def cached_shard_ids(path: Path) -> ShardIds:
     st = path.stat()
     key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
-    ids = _IDS_CACHE.get(key)
-    if ids is None:
+    entry = _IDS_CACHE.get(key)
+    if entry is None:
         if len(_IDS_CACHE) > 200_000:
             _IDS_CACHE.clear()
-        ids = _IDS_CACHE[key] = shard_ids(path)
-    return ids
+        raw = shard_ids(path)
+        ids = [canonical_id(c) for c in raw]
+        entry = _IDS_CACHE[key] = ShardIds(ids, {c: r for c, r in zip(ids, raw) if c != r})
+    return entry
+
+
+def locate_clips(shards: list[Path], ids_of: Callable[[Path], ShardIds] = cached_shard_ids
+                 ) -> tuple[dict[str, Path], dict[str, str]]:
+    """(canonical id -> the shard holding its winning copy, canonical id -> stored spelling where
+    they differ) over `shards` in publication order. `ids_of` raises FileNotFoundError for a
+    shard that vanished (compact passes one that treats it as empty)."""
+    where: dict[str, Path] = {}
+    stored: dict[str, str] = {}
+    for shard in shards:
+        entry = ids_of(shard)
+        where.update(dict.fromkeys(entry.ids, shard))
+        if stored:  # a newer copy under the canonical spelling replaces an old one
+            for clip_id in entry.ids:
+                stored.pop(clip_id, None)
+        stored.update(entry.stored)
+    return where, stored
 
 
 class FeatureDir:
@@ -109,28 +141,28 @@ class FeatureDir:
             return []
 
     def index(self) -> dict[str, Path]:
-        """clip id -> the shard that holds it (newest shard wins for duplicates).
+        """canonical clip id -> the shard that holds it (newest shard wins for duplicates)."""
+        return self.locate()[0]
+
+    def locate(self) -> tuple[dict[str, Path], dict[str, str]]:
+        """(index, stored spellings): see `locate_clips`; group names come from the stored spelling.
 
         If a listed shard vanishes while being read (a concurrent compact removed it after
         publishing the merged shard), the listing is taken again so no clip is ever missed."""
         for _ in range(100):
-            where: dict[str, Path] = {}
             try:
-                for shard in self.shards():
-                    for clip_id in cached_shard_ids(shard):
-                        where[clip_id] = shard
+                return locate_clips(self.shards())
             except FileNotFoundError:
                 continue
-            return where
         raise RuntimeError(f"{self.path}: shards keep disappearing while listing them")
 
     def completed(self) -> set[str]:
-        """Clip ids present in whole (published) shards."""
+        """Canonical ids of the clips present in whole (published) shards."""
         return set(self.index())
 
     def failed(self) -> dict[str, dict[str, Any]]:
         """Latest error record per clip, for clips not completed since."""
-        errors = latest_errors(self.errors_path)
+        errors = {canonical_id(c): r for c, r in latest_errors(self.errors_path).items()}
         if not errors:
             return {}
         done = self.completed()
@@ -150,7 +182,7 @@ class FeatureDir:
 
     def record_error(self, clip_id: str, reason: str, **info: Any) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        append_error(self.errors_path, clip_id, reason, info)
+        append_error(self.errors_path, canonical_id(clip_id), reason, info)
 
     def clean_temporaries(self, stale_after: float = STALE_AFTER) -> list[Path]:
         """Remove temporaries left by dead writers (rule in the module docstring)."""

@@ -3,6 +3,8 @@
 Handles are opened on first use and kept until close(). After a fork (e.g. DataLoader workers)
 the child reopens its own handles instead of sharing the parent's. If a shard disappears
 (merged by a concurrent `compact`) the index is rebuilt once and the read retried.
+Clips are looked up by canonical id (`[00001]` finds `00001`; see clip_ids.py), also in shards
+written before that rule, whose groups keep their stored names.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import h5py
 import numpy as np
 
 from feature_store.attrs import read_attrs
+from feature_store.clip_ids import canonical_id
 from feature_store.feature_dir import FeatureDir
 from feature_store.names import encode_id
 from feature_store.shard import open_h5
@@ -27,7 +30,7 @@ class FeatureReader:
         self.spec: dict[str, Any] = feature_dir.spec
         self._handles: dict[Path, h5py.File] = {}
         self._pid = os.getpid()
-        self._index = feature_dir.index()
+        self._index, self._stored = feature_dir.locate()
 
     def __repr__(self) -> str:
         return f"FeatureReader({self.feature}@{self.fingerprint}, {len(self._index)} clips)"
@@ -35,7 +38,7 @@ class FeatureReader:
     def refresh(self) -> None:
         """Pick up shards published (or compacted) since this reader was made."""
         self.close()
-        self._index = self.dir.index()
+        self._index, self._stored = self.dir.locate()
 
     def ids(self) -> list[str]:
         return sorted(self._index)
@@ -44,10 +47,17 @@ class FeatureReader:
         return len(self._index)
 
     def __contains__(self, clip_id: object) -> bool:
-        return clip_id in self._index
+        return clip_id in self._index or (isinstance(clip_id, str) and canonical_id(clip_id) in self._index)
+
+    def _canonical(self, clip_id: str) -> str:
+        return clip_id if clip_id in self._index else canonical_id(clip_id)
+
+    def _group_name(self, clip_id: str) -> str:
+        return encode_id(self._stored.get(clip_id, clip_id))
 
     def group(self, clip_id: str, retry: bool = True) -> h5py.Group:
         """The clip's raw HDF5 group (datasets `data`, `times`, `extras/*`; attributes)."""
+        clip_id = self._canonical(clip_id)
         try:
             shard = self._index[clip_id]
         except KeyError:
@@ -64,7 +74,7 @@ class FeatureReader:
                     raise
                 self.refresh()
                 return self.group(clip_id, retry=False)
-        return handle["clips"][encode_id(clip_id)]
+        return handle["clips"][self._group_name(clip_id)]
 
     @staticmethod
     def _as_output(raw: np.ndarray) -> np.ndarray:
@@ -92,7 +102,7 @@ class FeatureReader:
     def load_all(self, ids: Iterable[str] | None = None, dtype: Any = None) -> list[np.ndarray]:
         """Data arrays of `ids` (default: all, sorted) in that order, read shard by shard.
         float16 storage is widened to float32 unless `dtype` says otherwise."""
-        ids = self.ids() if ids is None else list(ids)
+        ids = self.ids() if ids is None else [self._canonical(c) for c in ids]
         by_shard: dict[Path, list[int]] = {}
         for i, clip_id in enumerate(ids):
             if clip_id not in self._index:
@@ -102,7 +112,7 @@ class FeatureReader:
         for positions in by_shard.values():
             clips = self.group(ids[positions[0]]).parent  # the shard's `clips` group, opened once
             for i in positions:
-                ds = clips[f"{encode_id(ids[i])}/data"]
+                ds = clips[f"{self._group_name(ids[i])}/data"]
                 target = np.dtype(dtype) if dtype is not None else (np.float32 if ds.dtype == np.float16 else ds.dtype)
                 arr = np.empty(ds.shape, dtype=target)
                 ds.read_direct(arr)

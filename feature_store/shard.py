@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from feature_store.attrs import write_attrs
+from feature_store.clip_ids import canonical_id
 from feature_store.fsutil import fsync_dir
 from feature_store.layout import ItemLayout
 from feature_store.names import decode_id, encode_id, shard_name, temp_name
@@ -60,7 +61,9 @@ class ShardWriter:
 
     def add(self, clip_id: str, data: Any, times: Any, attrs: Mapping[str, Any] | None = None,
             extras: Mapping[str, Any] | None = None) -> None:
-        """Add one clip: data (T, dim) (or the spec's item shape), times (T,) seconds."""
+        """Add one clip: data (T, dim) (or the spec's item shape), times (T,) seconds. The clip is
+        stored under its canonical id (`[00001]` -> `00001`)."""
+        clip_id = canonical_id(clip_id)
         key = encode_id(clip_id)
         if key in self._clips:
             raise ValueError(f"clip {clip_id!r} added twice to the same shard")
@@ -90,7 +93,9 @@ class ShardWriter:
         self.ids.append(clip_id)
 
     def copy_clip(self, source: h5py.Group, clip_id: str) -> None:
-        """Copy a clip group verbatim from another shard (used by compact: identical arrays)."""
+        """Copy a clip group verbatim from another shard (used by compact: identical arrays),
+        under the canonical id (groups of older stores named `[00001]` become `00001`)."""
+        clip_id = canonical_id(clip_id)
         key = encode_id(clip_id)
         if key in self._clips:
             raise ValueError(f"clip {clip_id!r} added twice to the same shard")

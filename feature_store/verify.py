@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from feature_store.clip_ids import canonical_id
 from feature_store.feature_dir import FeatureDir
 from feature_store.layout import ItemLayout
 from feature_store.names import decode_id
@@ -57,7 +58,7 @@ def _check_shard(shard: Path, layout: ItemLayout, report: VerifyReport, seen: Co
                 report.problems.append(f"{shard}: no 'clips' group")
                 return
             for key in clips:
-                clip_id = decode_id(key)
+                clip_id = canonical_id(decode_id(key))
                 seen[clip_id] += 1
                 report.clips += 1
                 report.problems.extend(_check_clip(f"{shard.name}:{clip_id}", clips[key], layout, shapes))

@@ -193,11 +193,14 @@ def predict_main(argv: list[str] | None = None) -> int:
     from feature_store import StoreError, default_store_path
     from fusion.metrics import score
     from fusion.predict import predict_run
-    from fusion.rundir import read_ids_file, write_predictions
+    from fusion.rundir import read_ids_file_spelled, write_predictions
     try:
         labels = load_labels(args.labels, partition=args.partition) if args.labels else None
+        spelling = labels.spelling() if labels is not None else {}  # write ids as the user's file did
         if Path(args.input).is_file():
-            ids = read_ids_file(Path(args.input))
+            from_file = read_ids_file_spelled(Path(args.input))
+            ids = list(from_file)
+            spelling.update(from_file)
         elif args.input in ("train", "val", "test", "all"):
             if labels is None:
                 raise ValueError(f"--input {args.input} is a split name: give --labels too")
@@ -210,7 +213,7 @@ def predict_main(argv: list[str] | None = None) -> int:
     except (LabelError, StoreError, ValueError, FileNotFoundError, KeyError) as exc:
         console.print(f"[red]eri-predict: {exc}[/]")
         return 2
-    write_predictions(args.output, pred.ids, pred.values)
+    write_predictions(args.output, pred.ids, pred.values, spelling)
     console.print(f"{len(pred.ids)} clips predicted with {len(pred.models)} model(s) -> {args.output}")
     for kind, per in (("dropped", pred.dropped), ("zero-filled", pred.zero_filled)):
         for feat, gone in per.items():

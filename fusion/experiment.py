@@ -15,7 +15,7 @@ from fusion.checkpoint import save_checkpoint
 from fusion.config import FitConfig, write_config
 from fusion.data import FusionData, Normalizer, load_fusion_data
 from fusion.heads import build_head
-from fusion.labels import EMOTIONS, Labels, load_labels
+from fusion.labels import EMOTIONS, Labels, align_ids, load_labels, store_clip_ids
 from fusion.metrics import score
 from fusion.plots import write_plots
 from fusion.rundir import write_history, write_json, write_predictions
@@ -55,6 +55,9 @@ def run_fit(cfg: FitConfig, store: FeatureStore | str | Path, labels: Labels | s
     if not isinstance(labels, Labels):
         labels = load_labels(labels, partition=partition, split_column=cfg.split_column,
                              scale=cfg.label_scale)
+    labels = labels.renamed(align_ids(labels.ids, store_clip_ids(store, cfg.features),
+                                      labels.source or "labels"))
+    spelling = labels.spelling()  # predictions CSVs write the ids as the labels file did
     out = Path(out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -98,7 +101,7 @@ def run_fit(cfg: FitConfig, store: FeatureStore | str | Path, labels: Labels | s
     val_pred = np.stack([np.mean(oof[c], axis=0) for c in val_ids])
     val_true = y[data.rows(val_ids)].numpy()
     ensemble = score(val_pred, val_true).as_dict()
-    write_predictions(out / "predictions_val.csv", val_ids, val_pred)
+    write_predictions(out / "predictions_val.csv", val_ids, val_pred, spelling)
     metrics = {"how": plan.how, "head": cfg.head, "features": features, "labels": labels.source,
                "models": members, "single": _summary([m["val"] for m in members]),
                "ensemble": ensemble,
@@ -106,7 +109,7 @@ def run_fit(cfg: FitConfig, store: FeatureStore | str | Path, labels: Labels | s
                "data": _data_summary(data, plan, load_s)}
     if test_preds:
         test_pred = np.mean(test_preds, axis=0)
-        write_predictions(out / "predictions_test.csv", plan.test, test_pred)
+        write_predictions(out / "predictions_test.csv", plan.test, test_pred, spelling)
         labelled = ~np.isnan(labels.values[[pos[c] for c in plan.test]]).any(axis=1)
         if labelled.sum() >= 2:
             metrics["test"] = score(test_pred[labelled], y[test_rows].numpy()[labelled]).as_dict()

@@ -1,13 +1,18 @@
 """Low-level reading of label and partition CSVs: header matching, id and split
-normalisation, and the collector that turns every problem into one LabelError."""
+normalisation, and the collector that turns every problem into one LabelError.
+
+Ids follow the store's one rule (feature_store/clip_ids.py): `norm_id` IS `canonical_id`
+(`[00001]` -> `00001`), and column names are compared as the store compares them."""
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 from typing import Iterable
 
-ID_COLUMNS = ("fileid", "id", "clipid")
+from feature_store.clip_ids import ID_COLUMNS, canonical_id, column_key
+
+norm_id = canonical_id
+norm_name = column_key
 SPLIT_COLUMNS = ("split", "partition")
 SPLIT_NAMES = {
     "train": "train", "training": "train",
@@ -20,17 +25,6 @@ MAX_LISTED = 10
 
 class LabelError(ValueError):
     """Invalid labels; the message lists the file and the first offending rows."""
-
-
-def norm_name(name: str) -> str:
-    return re.sub(r"[\s\-_]+", "", name.strip().lower())
-
-
-def norm_id(raw: str) -> str:
-    cid = raw.strip()
-    if len(cid) >= 2 and cid[0] == "[" and cid[-1] == "]":
-        cid = cid[1:-1].strip()
-    return cid
 
 
 def norm_split(raw: str) -> str | None:
@@ -91,7 +85,12 @@ def parse_value(cell: str) -> float | None:
 
 
 def read_partition(path: str | Path) -> dict[str, str]:
-    """partition CSV (id, split) → {id: split}; same error rules as the labels."""
+    """partition CSV (id, split) → {canonical id: split}; same error rules as the labels."""
+    return {cid: split for cid, (split, _) in read_partition_spelled(path).items()}
+
+
+def read_partition_spelled(path: str | Path) -> dict[str, tuple[str, str]]:
+    """partition CSV → {canonical id: (split, the id as the file wrote it)}."""
     path = Path(path)
     header, rows = read_csv(path)
     id_col = find_column(header, ID_COLUMNS)
@@ -103,9 +102,10 @@ def read_partition(path: str | Path) -> dict[str, str]:
             raise LabelError(f"{path}: partition file needs an id column ({'/'.join(ID_COLUMNS)}) "
                              f"and a split column ({'/'.join(SPLIT_COLUMNS)}); header is {header}")
     probs = Problems(path)
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, str]] = {}
     for line, row in rows:
-        cid = norm_id(row[id_col]) if id_col < len(row) else ""
+        written = row[id_col].strip() if id_col < len(row) else ""
+        cid = norm_id(written)
         raw = row[split_col] if split_col < len(row) else ""
         split = norm_split(raw)
         if not cid:
@@ -115,6 +115,6 @@ def read_partition(path: str | Path) -> dict[str, str]:
         elif cid in out:
             probs.add(f"line {line}: duplicate id {cid!r}")
         else:
-            out[cid] = split
+            out[cid] = (split, written)
     probs.raise_if_any()
     return out

@@ -13,6 +13,7 @@ import yaml
 from feature_store import FeatureStore
 from fusion.checkpoint import META_FILE, Checkpoint, load_checkpoint
 from fusion.data import DataPolicy, load_fusion_data
+from fusion.labels import align_ids, store_clip_ids
 from fusion.train import predict_logits
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def load_run(run_dir: str | Path) -> tuple[dict, list[tuple[str, Checkpoint]]]:
 def predict_run(run_dir: str | Path, store: FeatureStore | str | Path, ids: list[str],
                 missing: str | None = None, batch_size: int = 512) -> Prediction:
     """Average the predictions of every model in `run_dir` for `ids`. Features are read
-    at the fingerprints the run was trained on, with the run's length policy."""
+    at the fingerprints the run was trained on, with the run's length policy. Ids are
+    matched to the store by `align_ids`; the result names clips by the ids given."""
     cfg, checkpoints = load_run(run_dir)
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     feats = checkpoints[0][1].meta["features"]
@@ -52,14 +54,22 @@ def predict_run(run_dir: str | Path, store: FeatureStore | str | Path, ids: list
                         length_per_feature={n: f["length"] for n, f in feats.items()},
                         missing=missing or cfg.get("missing", "error"),
                         modalities={n: f["modality"] for n, f in feats.items()})
-    data = load_fusion_data(store, [f["ref"] for f in feats.values()], list(ids), policy)
+    refs = [f["ref"] for f in feats.values()]
+    ids = list(ids)
+    to_store = align_ids(ids, store_clip_ids(store, refs), "the clips to predict")
+    back = {stored: given for given, stored in to_store.items()}
+    data = load_fusion_data(store, refs, [to_store[c] for c in ids], policy)
     rows = torch.arange(len(data.ids))
     preds = []
     for name, ck in checkpoints:
         preds.append(torch.sigmoid(predict_logits(ck.model, data, ck.norm, rows, batch_size)).numpy())
         log.info("predicted %d clips with %s", len(rows), name)
-    return Prediction(data.ids, np.mean(preds, axis=0), [n for n, _ in checkpoints],
-                      data.dropped, data.zero_filled)
+
+    def as_given(stored: list[str]) -> list[str]:
+        return [back.get(c, c) for c in stored]
+    return Prediction(as_given(data.ids), np.mean(preds, axis=0), [n for n, _ in checkpoints],
+                      {f: as_given(v) for f, v in data.dropped.items()},
+                      {f: as_given(v) for f, v in data.zero_filled.items()})
 
 
 def describe_run(run_dir: str | Path) -> dict:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from feature_store.clip_ids import canonical_id
+
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 _SHOW = 10  # how many offending entries an error message lists
 
@@ -45,7 +47,7 @@ def discover_clips(inputs: str | Path | Sequence[str | Path]) -> list[Clip]:
             found = _read_manifest(path)
         else:
             raise DatasetError(f"{path}: no such file or directory")
-        clips.extend(found)
+        clips.extend(Clip(canonical_id(c.id), c.path) for c in found)
     _check_unique(clips)
     return sorted(clips, key=lambda c: c.id)
 
