@@ -86,7 +86,10 @@ def _input_description(spec: FeatureSpec, settings: ExtractSettings, upstream: d
         return {"sampling": settings.sampling.as_dict()}
     if spec.input == "faces":
         return {"faces": upstream["faces"]}
-    return {"sample_rate": AUDIO_SAMPLE_RATE, "missing_audio": settings.missing_audio}
+    described = {"sample_rate": AUDIO_SAMPLE_RATE, "missing_audio": settings.missing_audio}
+    if settings.audio_stream:  # only then, so that the first stream's fingerprints stay what they were
+        described["audio_stream"] = settings.audio_stream
+    return described
 
 
 def _resolve_weights(spec: FeatureSpec, config: dict[str, Any], settings: ExtractSettings) -> list[tuple[str, str, str]]:

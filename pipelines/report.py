@@ -5,6 +5,7 @@ from rich.console import Console
 from rich.table import Table
 
 from extract.catalog import catalog
+from pipelines.dataset import Discovery
 from pipelines.estimate import WorkEstimate
 from pipelines.plan import Plan
 
@@ -29,7 +30,7 @@ def print_features(console: Console, options: bool = False) -> None:
         console.print(f"[bold]{spec.name}[/]: {listed}", highlight=False)
 
 
-def print_plan(plan: Plan, estimate: WorkEstimate, console: Console) -> None:
+def print_plan(plan: Plan, estimate: WorkEstimate, console: Console, found: Discovery | None = None) -> None:
     table = Table(title=f"plan over {len(plan.clips)} clips")
     for col in ("feature", "fingerprint", "to compute", "source changed", "cached",
                 "failed before (not retried)"):
@@ -39,6 +40,14 @@ def print_plan(plan: Plan, estimate: WorkEstimate, console: Console) -> None:
                       str(len(job.failed_before)))
     console.print(table)
     console.print(f"work: {estimate.describe()}", highlight=False)
+    if found is not None:
+        for line in found.skipped_summary():
+            console.print(f"[yellow]not taken[/]: {line}", highlight=False)
+        failed = list(found.failed.items())
+        for clip_id, failure in failed[:10]:
+            console.print(f"[red]cannot use clip {clip_id}[/]: {failure.reason}", highlight=False)
+        if len(failed) > 10:
+            console.print(f"… and {len(failed) - 10} more clip(s) that cannot be used (--summary-json lists them)")
     for name, why in plan.skipped.items():
         console.print(f"[yellow]skipped {name}[/]: {_short_reason(why)}", highlight=False)
     if plan.skipped:

@@ -23,7 +23,7 @@ import numpy as np
 from extract.specs import FeatureOutput
 from feature_store import FeatureStore
 from pipelines.freshness import split_by_freshness
-from pipelines.stage_io import feature_dir, load_crops, reason, run_isolated, write_outputs
+from pipelines.stage_io import fail_clips, feature_dir, load_crops, reason, run_isolated, write_outputs
 from pipelines.task_types import FACE_QA_KEYS, ClipContext, JobRef, Task, TaskResult
 from pipelines.worker import extractor_for, set_torch_threads
 
@@ -65,6 +65,17 @@ def _extractor(task: Task, job: JobRef, result: TaskResult):
                              job.weights)
 
 
+def _loaded(task: Task, store: FeatureStore, job: JobRef, ids: list[str], ctx: ClipContext, result: TaskResult):
+    """(extractor, lock), or None after failing `ids` for this feature alone if its model cannot be built."""
+    try:
+        return _extractor(task, job, result)
+    except Exception as exc:  # noqa: BLE001 — a broken model fails its own feature, not the others
+        why = f"{job.name}: cannot load the model: {reason(exc)}"
+        log.error("%s", why)
+        fail_clips(store, job, ids, ctx, result, {}, default=why)
+        return None
+
+
 # -- video ---------------------------------------------------------------------------------------
 def _run_video(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipContext, result: TaskResult) -> None:
     face_job = next((j for j in jobs if j.name == "faces"), None)
@@ -76,15 +87,20 @@ def _run_video(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipCon
     if cached:
         load_crops(task, cached, crops, ctx)
     if face_job is not None:
-        outputs = _detect(task, face_job, ctx, result)
+        outputs = _detect(task, store, face_job, ctx, result)
         crops.update(outputs)
         write_outputs(store, face_job, outputs, ctx, result)
+        for clip_id in to_detect - outputs.keys():
+            ctx.failures.setdefault(clip_id, "no face crops: the faces stage failed for this clip")
     for job in frame_jobs:
-        failures = {}
-        write_outputs(store, job, _on_own_frames(task, job, ctx, result, failures), ctx, result, failures)
+        _run_own_frames(task, store, job, ctx, result)
     for job in backbones:
         ids = [c for c in job.clip_ids if c in crops]
-        extractor, lock = _extractor(task, job, result)
+        loaded = _loaded(task, store, job, ids, ctx, result)
+        if loaded is None:
+            fail_clips(store, job, [c for c in job.clip_ids if c not in crops], ctx, result, ctx.failures)
+            continue
+        extractor, lock = loaded
         failures: dict[str, str] = {}
         with lock, result.timed(job.name):
             outputs = run_isolated(
@@ -94,10 +110,16 @@ def _run_video(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipCon
     result.media_seconds += sum(ctx.durations.get(c, 0.0) for c in {c for j in jobs for c in j.clip_ids})
 
 
-def _detect(task: Task, job: JobRef, ctx: ClipContext, result: TaskResult) -> dict[str, FeatureOutput]:
+def _detect(task: Task, store: FeatureStore, job: JobRef, ctx: ClipContext,
+            result: TaskResult) -> dict[str, FeatureOutput]:
     from extract.media import Sampling, decode_frames
 
     sampling = Sampling(**task.sampling)
+    loaded = _loaded(task, store, job, list(job.clip_ids), ctx, result)
+    if loaded is None:
+        ctx.failures.update(dict.fromkeys(job.clip_ids, "no face crops: the faces model could not be loaded"))
+        return {}
+    detector, lock = loaded
 
     def decode(clip_id: str):
         start = time.perf_counter()
@@ -106,7 +128,6 @@ def _detect(task: Task, job: JobRef, ctx: ClipContext, result: TaskResult) -> di
         except Exception as exc:  # noqa: BLE001 — any per-clip failure is recorded, never fatal
             return exc, time.perf_counter() - start
 
-    detector, lock = _extractor(task, job, result)
     outputs: dict[str, FeatureOutput] = {}
     for clip_id, (frames, seconds) in _in_order(decode, list(job.clip_ids), task.prefetch):
         result.stage_seconds["decode:video"] = result.stage_seconds.get("decode:video", 0.0) + seconds
@@ -114,6 +135,7 @@ def _detect(task: Task, job: JobRef, ctx: ClipContext, result: TaskResult) -> di
             ctx.failures[clip_id] = reason(frames)
             continue
         ctx.durations[clip_id] = frames.duration
+        _note_damage(clip_id, frames, ctx, result)
         result.frames += len(frames.times)
         result.stage_media["decode:video"] = result.stage_media.get("decode:video", 0.0) + frames.duration
         try:
@@ -134,26 +156,39 @@ def _spec(job: JobRef):
     return catalog().get(job.name)
 
 
-def _on_own_frames(task: Task, job: JobRef, ctx: ClipContext, result: TaskResult,
-                   failures: dict[str, str]) -> dict[str, FeatureOutput]:
+def _run_own_frames(task: Task, store: FeatureStore, job: JobRef, ctx: ClipContext, result: TaskResult) -> None:
     """A frames-input feature other than faces (e.g. pose): each clip decoded at the sampling its
     config selects (`config.sampling`, else the run's), one clip at a time, failures per clip."""
     from extract.media import Sampling, decode_frames
 
+    loaded = _loaded(task, store, job, list(job.clip_ids), ctx, result)
+    if loaded is None:
+        return
+    extractor, lock = loaded
     config = _spec(job).resolve_config(job.config)
     sampling = getattr(config, "sampling", None) or Sampling(**task.sampling)
-    extractor, lock = _extractor(task, job, result)
     outputs: dict[str, FeatureOutput] = {}
+    failures: dict[str, str] = {}
     for clip_id in job.clip_ids:
         try:
             with result.timed(f"decode:{job.name}"):
                 frames = decode_frames(ctx.paths[clip_id], sampling)
+            if clip_id not in ctx.media_attrs:  # not already noted when faces decoded it
+                _note_damage(clip_id, frames, ctx, result)
             ctx.durations[clip_id] = frames.duration
             with lock, result.timed(job.name):
                 outputs[clip_id] = extractor.run([frames])[0]
         except Exception as exc:  # noqa: BLE001 — any per-clip failure is recorded, never fatal
             failures[clip_id] = reason(exc)
-    return outputs
+    write_outputs(store, job, outputs, ctx, result, failures)
+
+
+def _note_damage(clip_id: str, frames, ctx: ClipContext, result: TaskResult) -> None:
+    note = frames.damage_note()
+    if note:
+        ctx.media_attrs.setdefault(clip_id, {}).update(
+            frames_lost=int(frames.lost), corrupt_packets=int(frames.corrupt_packets), decode_warning=note)
+        result.notes.append({"clip": clip_id, "note": note})
 
 
 def _in_order(fn: Callable[[str], Any], ids: list[str], prefetch: bool) -> Iterator[tuple[str, Any]]:
@@ -180,19 +215,37 @@ def _run_audio(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipCon
     with result.timed("decode:audio"):
         for clip_id in needed:
             try:
-                audio = decode_audio(ctx.paths[clip_id], sample_rate=AUDIO_RATE, missing=task.missing_audio)
-                waves[clip_id], ctx.durations[clip_id] = audio.samples, audio.duration
+                audio = decode_audio(ctx.paths[clip_id], sample_rate=AUDIO_RATE, missing=task.missing_audio,
+                                     stream=task.audio_stream)
             except Exception as exc:  # noqa: BLE001
                 ctx.failures[clip_id] = reason(exc)
+                continue
+            waves[clip_id], ctx.durations[clip_id] = audio.samples, audio.duration
+            _note_audio(clip_id, audio, ctx, result)
     result.stage_media["decode:audio"] = sum(ctx.durations.values())
     for job in jobs:
         ids = [c for c in job.clip_ids if c in waves]
-        extractor, lock = _extractor(task, job, result)
+        loaded = _loaded(task, store, job, ids, ctx, result)
+        if loaded is None:
+            fail_clips(store, job, [c for c in job.clip_ids if c not in waves], ctx, result, ctx.failures)
+            continue
+        extractor, lock = loaded
         failures: dict[str, str] = {}
         with lock, result.timed(job.name):
             outputs = run_isolated(lambda batch: extractor.run([waves[c] for c in batch], AUDIO_RATE),
-                                    ids, failures)
+                                   ids, failures)
         write_outputs(store, job, outputs, ctx, result, failures)
     result.media_seconds += sum(ctx.durations.values())
 
 
+def _note_audio(clip_id: str, audio, ctx: ClipContext, result: TaskResult) -> None:
+    """Which audio stream was used (stored on the clip's entries), and damage, as notes."""
+    attrs = ctx.media_attrs.setdefault(clip_id, {})
+    attrs.update(audio_source=audio.source, audio_stream=int(audio.stream), audio_streams=int(audio.streams))
+    if audio.streams > 1:
+        result.notes.append({"clip": clip_id, "note": f"{audio.streams} audio streams; used #{audio.stream} "
+                                                      "(--audio-stream N for another)"})
+    if audio.corrupt_packets:
+        attrs.update(audio_corrupt_packets=int(audio.corrupt_packets))
+        result.notes.append({"clip": clip_id, "note": f"{audio.corrupt_packets} corrupt audio packet(s) "
+                                                      "replaced by silence"})

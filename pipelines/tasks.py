@@ -31,6 +31,7 @@ def make_tasks(plan: Plan, settings: ExtractSettings, store_root: str) -> list[T
                 faces=_ref(faces, ()) if (modality == "video" and faces) else None,
                 sampling=settings.sampling.as_dict(), device=settings.device,
                 batch_size=settings.batch_size, missing_audio=settings.missing_audio,
-                torch_threads=settings.torch_threads, prefetch=settings.prefetch))
+                torch_threads=settings.torch_threads, prefetch=settings.prefetch,
+                audio_stream=settings.audio_stream))
     return tasks
 

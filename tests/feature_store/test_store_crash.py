@@ -50,17 +50,22 @@ def _full_write_seconds(store: Path) -> float:
 
 
 def test_sigkill_at_random_points_leaves_only_whole_shards(tmp_path: Path) -> None:
+    """Each kill comes after a random number of published shards plus a random part of the time one
+    shard takes, so kills land mid-write however fast or loaded the machine is."""
     rng = random.Random(20240607)
     killed_midway = killed_inside_shard = 0
-    write_seconds = _full_write_seconds(tmp_path / "calibration")
+    shards = N_CLIPS // PER_SHARD
+    shard_seconds = _full_write_seconds(tmp_path / "calibration") / shards
     for trial in range(TRIALS):
         store = tmp_path / f"store{trial}"
         proc = _writer(store)
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.9 * write_seconds))
+        seen = [proc.stdout.readline() for _ in range(PER_SHARD * rng.randrange(shards - 1))]
+        time.sleep(rng.uniform(0.0, 1.5 * shard_seconds))
         proc.send_signal(signal.SIGKILL)
         rest, _ = proc.communicate()
-        committed = {line.split()[1] for line in rest.splitlines() if line.startswith("committed ")}
+        lines = "".join(seen).splitlines() + rest.splitlines()
+        committed = {line.split()[1] for line in lines if line.startswith("committed ")}
         killed_midway += "finished" not in rest
         killed_inside_shard += bool(FeatureStore(store).feature_dir("crashy", FP).temporaries())
 
