@@ -21,6 +21,7 @@ BENCHMARKS = {
     "audio": ["bench_audio.py", "--seconds", "60", "--repeat", "3"],
     "pipeline": ["bench_pipeline.py"],
     "fusion": ["bench_fusion.py"],
+    "models": ["bench_models.py"],
 }
 
 

@@ -12,6 +12,8 @@ FEATURE_MODULES = (
     "extract.video.resnet18_affectnet_maps",
     "extract.video.posterv2",
     "extract.video.fer_minixception",
+    "extract.video.pose",
+    "extract.video.face_mesh",
     "extract.audio.mfcc",
     "extract.audio.egemaps",
     "extract.audio.wav2vec2",

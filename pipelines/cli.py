@@ -81,6 +81,8 @@ def extract(
     every: Optional[int] = typer.Option(None, "--every", help="Sample every n-th decoded frame."),
     face_size: int = typer.Option(224, "--face-size", help="Side of the cached square face crops (112 or 224)."),
     detector: str = typer.Option("short", "--detector", help="BlazeFace model: short (faces within ~2 m) or full (full-range)."),
+    fallback_detector: str = typer.Option("none", "--fallback-detector", help="none | mtcnn: a second pass with MTCNN on the frames where BlazeFace found no face (small or turned faces); the faces feature records per frame which detector found the face (weights: eri-weights fetch mtcnn_pnet mtcnn_rnet mtcnn_onet)."),
+    align: str = typer.Option("none", "--align", help="none (square crop with margin around the face box) | dlib68: crops similarity-aligned so that dlib's 68 landmarks (eye centres, nose tip, mouth corners) sit on the ArcFace five-point template, at --face-size 112 or 224 (weights: eri-weights fetch dlib_shape_predictor_68)."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="Frames/windows per forward pass (mixed across clips)."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N (fp16 autocast on CUDA)."),
     scheduler: str = typer.Option("local", "--scheduler", help="local (LocalCluster on 127.0.0.1) | sync (in-process, for debugging) | tcp://HOST:PORT (existing cluster)."),
@@ -138,7 +140,8 @@ def extract(
         raise typer.BadParameter("--audio-stream must be 0 or more")
     sched, threads = _scheduler(scheduler, cluster, workers, threads, tasks_per_worker, dashboard, slurm, verbose)
     overrides = _parse_sets(set_)
-    overrides["faces"] = {"size": face_size, "detector": detector, **overrides.get("faces", {})}
+    overrides["faces"] = {"size": face_size, "detector": detector, "fallback_detector": fallback_detector,
+                          "align": align, **overrides.get("faces", {})}
     settings = ExtractSettings(
         modality=modality, features=tuple(f.strip() for f in features.split(",") if f.strip()),
         sampling=_sampling(fps, frames, every), overrides=overrides,

