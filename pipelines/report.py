@@ -11,15 +11,15 @@ from pipelines.plan import Plan
 
 
 def print_features(console: Console, options: bool = False) -> None:
-    table = Table(title="registered features")
-    for col in ("name", "modality", "row (default config)", "step (s)", "weights", "description"):
-        table.add_column(col)
+    table = Table(title="registered features (rows and steps under the default config)")
+    for col in ("name", "modality", "row", "step (s)", "weights", "description"):
+        table.add_column(col, no_wrap=col != "description", overflow="fold")
     for spec in catalog():
         shape = spec.output_shape()
         step = "per frame" if shape.frame_step is None else f"{shape.frame_step:g}"
         row = "×".join(map(str, shape.row))
-        table.add_row(spec.name, spec.modality, row, step, ", ".join(spec.weights_entries()) or "-",
-                      spec.description.split(". ")[0])
+        table.add_row(spec.name, spec.modality, row, step, "\n".join(spec.weights_entries()) or "-",
+                      _first_clause(spec.description))
     console.print(table)
     if not options:
         console.print("(with -v: each feature's options and defaults, for --set FEATURE.OPTION=VALUE)")
@@ -29,6 +29,13 @@ def print_features(console: Console, options: bool = False) -> None:
         listed = ", ".join(f"{k}={v!r}" for k, v in config.items()) or "no options"
         console.print(f"[bold]{spec.name}[/]: {listed}", highlight=False)
     console.print("every float feature also takes dtype=float16 (storage: half the disk; read back as float32)")
+
+
+def _first_clause(text: str, limit: int = 60) -> str:
+    """The description up to its first ';' or ':' (or sentence end), at most `limit` characters."""
+    for mark in (";", ": ", ". "):
+        text = text.split(mark)[0]
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def print_plan(plan: Plan, estimate: WorkEstimate, console: Console, found: Discovery | None = None) -> None:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from extract.specs import FeatureOutput
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's normalisation of [0, 1] RGB
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 

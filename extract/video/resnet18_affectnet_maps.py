@@ -34,13 +34,13 @@ class MapsConfig:
 
     @property
     def tokens(self) -> int:
-        from extract.nets.resnet import map_side
+        from extract.nets.resnet_layout import map_side
 
         return map_side(self.input_size, self.stage) ** 2
 
     @property
     def width(self) -> int:
-        from extract.nets.resnet import WIDTHS
+        from extract.nets.resnet_layout import WIDTHS
 
         return WIDTHS[self.stage - 1]
 
