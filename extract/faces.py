@@ -1,5 +1,5 @@
-"""Face crops per sampled frame: detect (mediapipe BlazeFace, optionally MTCNN where it finds
-nothing) → track → fill → smooth → crop (square with margin, or aligned on dlib's landmarks).
+"""Face crops per sampled frame: detect (BlazeFace on LiteRT, extract.blazeface; optionally MTCNN
+where it finds nothing) → track → fill → smooth → crop (square with margin, or aligned on dlib's landmarks).
 
 The model file comes from the weights resolver (`blazeface`, short range, for faces
 within ~2 m that fill a fair part of the frame; `blazeface_full_range` for small/far
@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +76,8 @@ class FaceOutput:
 
 @contextmanager
 def _native_stderr_silenced():
-    """mediapipe's C++ runtime logs INFO lines to fd 2 when a detector starts and on its first
-    call (no env var turns them off); hide them so progress bars and errors stay readable."""
+    """LiteRT's C++ runtime writes an INFO line to fd 2 when the first interpreter of a process
+    starts (no env var turns it off); hide it so progress bars and errors stay readable."""
     if log.isEnabledFor(logging.DEBUG):
         yield
         return
@@ -94,55 +93,33 @@ def _native_stderr_silenced():
 
 
 class BlazeFace:
-    """mediapipe Tasks FaceDetector in IMAGE mode (no state between calls, so it can be
-    reused across clips); returns detections as (k, 5) arrays x0, y0, x1, y1, score."""
+    """BlazeFace (extract.blazeface: MediaPipe's face detection steps on the LiteRT interpreter,
+    stateless, so it can be reused across clips) on the frame shrunk to DETECT_MAX_SIDE; returns
+    detections as (k, 5) arrays x0, y0, x1, y1, score in source pixels."""
 
     def __init__(self, model_path: str | Path, min_confidence: float = 0.5) -> None:
-        from mediapipe.tasks.python import BaseOptions, vision
+        from extract.blazeface import BlazeFaceDetector
 
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"face detector model not found: {path}")
-        options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_path=str(path)),
-                                             running_mode=vision.RunningMode.IMAGE,
-                                             min_detection_confidence=float(min_confidence))
         with _native_stderr_silenced():
-            self._detector = vision.FaceDetector.create_from_options(options)
-            self._detector.detect(_blank_image())  # the first call logs too
-        self._finalizer = weakref.finalize(self, _close_detector, self._detector)
+            self._detector = BlazeFaceDetector(path, float(min_confidence))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         import cv2
-        import mediapipe as mp
 
         h, w = image.shape[:2]
         scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
         if scale < 1.0:
             image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                                interpolation=cv2.INTER_AREA)
-        result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
-        rows = [(d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.origin_x + d.bounding_box.width,
-                 d.bounding_box.origin_y + d.bounding_box.height, d.categories[0].score if d.categories else 0.0)
-                for d in result.detections]
-        dets = np.array(rows, np.float64).reshape(-1, 5)
+        dets = self._detector(image).rows()
         dets[:, :4] /= scale
         return dets
 
     def close(self) -> None:
-        self._finalizer()
-
-
-def _blank_image():
-    import mediapipe as mp
-
-    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8))
-
-
-def _close_detector(detector) -> None:
-    try:
-        detector.close()
-    except Exception:  # at interpreter exit mediapipe's executor is already shut down
-        detector._handle = None  # keeps mediapipe's __del__ from retrying and printing a traceback
+        """Nothing to release (kept so FaceCropper's context-manager contract stays)."""
 
 
 def crop_square(image: np.ndarray, box: np.ndarray, size: int, pad: str = "black") -> np.ndarray:

@@ -84,14 +84,16 @@ def _build(opts: BuildOptions) -> FacesExtractor:
 SPEC = FeatureSpec(
     name="faces",
     modality="video",
-    version="2",  # 2: gap-fill window in source frames, face_detector extra, fallback / alignment options
+    # 2: gap-fill window in source frames, face_detector extra, fallback / alignment options;
+    # 3: BlazeFace in our own code on LiteRT (float boxes, not mediapipe's whole pixels)
+    version="3",
     input="frames",
     build=_build,
     shape=lambda config, weights: OutputShape((config.size, config.size, 3), None, EXTRAS, "uint8"),
     config=FacesConfig,
     examples=({"size": 112, "detector": "full"}, {"fallback_detector": "mtcnn"}, {"align": "dlib68", "size": 112}),
-    description=("face crops (uint8 S×S×3 RGB) per sampled frame: mediapipe BlazeFace detection (optional "
-                 "MTCNN second pass where it finds nothing), subject tracking, gap filling (window in source "
+    description=("face crops (uint8 S×S×3 RGB) per sampled frame: BlazeFace detection (MediaPipe's model run "
+                 "on LiteRT; optional MTCNN second pass where it finds nothing), subject tracking, gap filling (window in source "
                  "frames), temporal smoothing, square crop with margin or dlib 68-point similarity alignment; "
                  "extras boxes (crop region, xyxy source pixels), face_status (0 detected, 1 filled, "
                  "2 fallback), face_detector (0 none, 1 BlazeFace, 2 MTCNN)"),

