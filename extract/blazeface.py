@@ -75,8 +75,9 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Roi]:
 
     Like MediaPipe's OpenCV image-to-tensor step this maps the square's corners onto the tensor's
     with a perspective warp: OpenCV's warpPerspective and warpAffine round the sampling positions
-    differently, and with warpAffine (extract.roi.cut) BlazeFace's keypoints move by up to 0.25 px on
-    frames whose width is not a multiple of 4 (measured: benchmarks/BENCHMARKS.md, BlazeFace)."""
+    differently, and with warpAffine (extract.roi.cut) BlazeFace's keypoints move by up to 0.25 px
+    and scores by up to 0.0015 on frames whose width is not a multiple of 4 (measured on widths
+    301-323; tests/extract/test_blazeface.py checks it)."""
     import cv2
 
     h, w = image.shape[:2]
@@ -139,20 +140,28 @@ class BlazeFaceDetector:
             raise ValueError(f"BlazeFace needs an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
         x, frame = self.tensor(image)
         out = self.model.run(x)
-        raw = next(v for v in out.values() if v.shape[-1] == 4 + 2 * N_KEYPOINTS)[0].astype(np.float64)
-        logits = next(v for v in out.values() if v.shape[-1] == 1)[0, :, 0].astype(np.float64)
-        scores = _sigmoid(np.clip(logits, -SCORE_CLIP, SCORE_CLIP))
-        keep = np.flatnonzero(scores >= self.min_score)
-        keep = keep[(raw[keep, 2] > 0) & (raw[keep, 3] > 0)]  # boxes of no extent are invalid
-        if not len(keep):
-            return FaceDetections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, N_KEYPOINTS, 2)))
-        anchors = self.anchors[keep]
-        rel = raw[keep] / self.spec.size
-        centre = rel[:, :2] + anchors
-        boxes = np.concatenate([centre - rel[:, 2:4] / 2, centre + rel[:, 2:4] / 2], axis=1)
-        keypoints = rel[:, 4:].reshape(-1, N_KEYPOINTS, 2) + anchors[:, None]
-        merged = weighted_nms(boxes, scores[keep], keypoints.reshape(len(keep), -1), NMS_IOU)
+        raw = next(v for v in out.values() if v.shape[-1] == 4 + 2 * N_KEYPOINTS)[0]
+        logits = next(v for v in out.values() if v.shape[-1] == 1)[0, :, 0]
+        found = decode(raw, logits, self.anchors, self.spec.size, self.min_score)
         return FaceDetections(
-            boxes=np.array([frame.to_image(b.reshape(2, 2)).ravel() for b, _, _ in merged]),
-            scores=np.array([s for _, s, _ in merged]),
-            keypoints=np.array([frame.to_image(k.reshape(N_KEYPOINTS, 2)) for _, _, k in merged]))
+            boxes=frame.to_image(found.boxes.reshape(-1, 2)).reshape(-1, 4),
+            scores=found.scores,
+            keypoints=frame.to_image(found.keypoints.reshape(-1, 2)).reshape(-1, N_KEYPOINTS, 2))
+
+
+def decode(raw: np.ndarray, logits: np.ndarray, anchors: np.ndarray, size: int, min_score: float) -> FaceDetections:
+    """The model's rows (n, 16) and score logits (n,) → merged detections in tensor units ([0, 1] of
+    the letterboxed square), best first."""
+    raw = np.asarray(raw, np.float64)
+    scores = _sigmoid(np.clip(np.asarray(logits, np.float64), -SCORE_CLIP, SCORE_CLIP))
+    keep = np.flatnonzero((scores >= min_score) & (scores > 0))  # a zero score has no weight in the merge
+    keep = keep[(raw[keep, 2] > 0) & (raw[keep, 3] > 0)]  # boxes of no extent are invalid
+    if not len(keep):
+        return FaceDetections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, N_KEYPOINTS, 2)))
+    rel = raw[keep] / size
+    centre = rel[:, :2] + anchors[keep]
+    boxes = np.concatenate([centre - rel[:, 2:4] / 2, centre + rel[:, 2:4] / 2], axis=1)
+    keypoints = rel[:, 4:].reshape(-1, N_KEYPOINTS, 2) + anchors[keep][:, None]
+    merged = weighted_nms(boxes, scores[keep], keypoints.reshape(len(keep), -1), NMS_IOU)
+    return FaceDetections(boxes=np.array([b for b, _, _ in merged]), scores=np.array([s for _, s, _ in merged]),
+                          keypoints=np.array([k for _, _, k in merged]).reshape(-1, N_KEYPOINTS, 2))

@@ -31,7 +31,6 @@ from extract.media import Frames
 
 log = logging.getLogger(__name__)
 
-DETECT_MAX_SIDE = 384  # frames are shrunk (area-averaged) to this before detection; the nets see 128/192 px
 MTCNN_MAX_SIDE = 640  # MTCNN looks for faces down to 20 px: shrink less
 # MTCNN's box → BlazeFace's framing of the same face (centre lower by 0.087 × side, side × 0.948: the
 # mean over the six full-resolution reference photographs, BENCHMARKS.md), so a track can mix both
@@ -94,8 +93,10 @@ def _native_stderr_silenced():
 
 class BlazeFace:
     """BlazeFace (extract.blazeface: MediaPipe's face detection steps on the LiteRT interpreter,
-    stateless, so it can be reused across clips) on the frame shrunk to DETECT_MAX_SIDE; returns
-    detections as (k, 5) arrays x0, y0, x1, y1, score in source pixels."""
+    stateless, so it can be reused across clips); returns detections as (k, 5) arrays x0, y0, x1,
+    y1, score in source pixels. The whole frame goes to the detector's letterbox, as in MediaPipe:
+    shrinking it first (area-averaged) cost more than the detection at 640×480 and above and
+    changed no detection on generated clips up to 1920×1080 (BENCHMARKS.md)."""
 
     def __init__(self, model_path: str | Path, min_confidence: float = 0.5) -> None:
         from extract.blazeface import BlazeFaceDetector
@@ -107,16 +108,7 @@ class BlazeFace:
             self._detector = BlazeFaceDetector(path, float(min_confidence))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        import cv2
-
-        h, w = image.shape[:2]
-        scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-        if scale < 1.0:
-            image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                               interpolation=cv2.INTER_AREA)
-        dets = self._detector(image).rows()
-        dets[:, :4] /= scale
-        return dets
+        return self._detector(image).rows()
 
     def close(self) -> None:
         """Nothing to release (kept so FaceCropper's context-manager contract stays)."""

@@ -85,7 +85,7 @@ SPEC = FeatureSpec(
     name="faces",
     modality="video",
     # 2: gap-fill window in source frames, face_detector extra, fallback / alignment options;
-    # 3: BlazeFace in our own code on LiteRT (float boxes, not mediapipe's whole pixels)
+    # 3: BlazeFace in our own code on LiteRT (float boxes; the whole frame letterboxed, not pre-shrunk to 384)
     version="3",
     input="frames",
     build=_build,
