@@ -17,14 +17,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from extract.media_io import MediaError, declared_end, open_container, read_timeline
 from extract.media_audio import Audio, decode_audio
 
-__all__ = ["Sampling", "Frames", "Audio", "MediaInfo", "MediaError", "decode_frames", "decode_audio", "probe"]
+__all__ = ["Sampling", "Frames", "Audio", "MediaInfo", "MediaError", "decode_frames", "decode_frames_multi",
+           "decode_audio", "probe"]
 
 log = logging.getLogger(__name__)
 MIN_DECODED_FRACTION = 0.5  # a damaged clip is kept when at least this share of its selected frames decoded
@@ -140,13 +141,19 @@ def _rotation_of(frame) -> int:
 
 def decode_frames(path: str | Path, sampling: Sampling) -> Frames:
     """Decode the frames `sampling` selects from the first video stream of `path`."""
+    return decode_frames_multi(path, [sampling])[0]
+
+
+def decode_frames_multi(path: str | Path, samplings: Sequence[Sampling]) -> list[Frames]:
+    """The frames each of `samplings` selects, decoded in one pass (every frame is decoded once and
+    converted to RGB once, however many samplings select it); one Frames per sampling, in order."""
     path = Path(path)
     timeline = read_timeline(path)  # pass 1: packets only, no decoding
-    keep = sampling.select(timeline.times, timeline.duration)
-    wanted_pts = {int(timeline.pts[i]) for i in keep}
+    keeps = [s.select(timeline.times, timeline.duration) for s in samplings]
+    wanted_pts = {int(timeline.pts[i]) for keep in keeps for i in keep}
     images: dict[int, np.ndarray] = {}
     rotation, damage = 0, _Damage()
-    if len(keep):
+    if wanted_pts:
         last_wanted = max(wanted_pts)
         from av.video.reformatter import VideoReformatter
 
@@ -166,15 +173,20 @@ def decode_frames(path: str | Path, sampling: Sampling) -> Frames:
         raise MediaError(f"{path}: corrupt video: {len(missing)} of {len(wanted_pts)} selected frame(s) could not "
                          f"be decoded (first at t={first:.2f} s; {damage.packets} corrupt packet(s)"
                          f"{': ' + damage.first_error if damage.first_error else ''})")
+    out = [_frames(path, timeline, keep, images, rotation, damage) for keep in keeps]
+    if missing or damage.packets:
+        log.info("%s: %s", path, out[0].damage_note())
+    return out
+
+
+def _frames(path: Path, timeline, keep: np.ndarray, images: dict[int, np.ndarray], rotation: int,
+            damage: "_Damage") -> Frames:
     kept = [i for i in keep if int(timeline.pts[i]) in images]
     rows = [images[int(timeline.pts[i])] for i in kept]
     stack = np.stack(rows) if rows else np.zeros((0, 0, 0, 3), np.uint8)
-    frames = Frames(images=stack, times=timeline.times[kept].astype(np.float64), duration=timeline.duration,
-                    fps=timeline.fps, path=str(path), start_time=timeline.start_time, rotation=rotation,
-                    lost=len(keep) - len(kept), corrupt_packets=damage.packets)
-    if frames.lost or frames.corrupt_packets:
-        log.info("%s: %s", path, frames.damage_note())
-    return frames
+    return Frames(images=stack, times=timeline.times[kept].astype(np.float64), duration=timeline.duration,
+                  fps=timeline.fps, path=str(path), start_time=timeline.start_time, rotation=rotation,
+                  lost=len(keep) - len(kept), corrupt_packets=damage.packets)
 
 
 @dataclass

@@ -8,6 +8,10 @@ step, extras — so `--set mfcc.n_mfcc=40` changes the declared dim, as lhotse's
 the fingerprint), how to make random-initialised checkpoints in those entries' layouts (so tests
 and benchmarks can iterate the registry with no per-name branch), and how to build its extractor.
 
+Input kinds: `audio` (16 kHz mono), `faces` (the cached crops of the `faces` feature) and `frames`
+(decoded frames: the run's sampling, `--fps` etc., unless the config has a `sampling` property of
+its own, as `pose` has; the pipeline decodes each clip once for every frames feature).
+
 Pipelines read specs to plan work and fingerprint results; the CLI's choices come from here.
 Modules that define a spec must keep heavy imports (torch, transformers, opensmile, mediapipe,
 librosa) inside functions so that listing features stays fast.

@@ -81,9 +81,11 @@ def requested_specs(settings: ExtractSettings) -> list[FeatureSpec]:
     return ordered
 
 
-def _input_description(spec: FeatureSpec, settings: ExtractSettings, upstream: dict[str, str]) -> dict[str, Any]:
-    if spec.input == "frames":
-        return {"sampling": settings.sampling.as_dict()}
+def _input_description(spec: FeatureSpec, settings: ExtractSettings, upstream: dict[str, str],
+                       config: dict[str, Any]) -> dict[str, Any]:
+    if spec.input == "frames":  # a feature with its own sampling (pose) does not change with --fps
+        own = getattr(spec.resolve_config(config), "sampling", None)
+        return {"sampling": own.describe() if own is not None else settings.sampling.as_dict()}
     if spec.input == "faces":
         return {"faces": upstream["faces"]}
     described = {"sample_rate": AUDIO_SAMPLE_RATE, "missing_audio": settings.missing_audio}
@@ -112,7 +114,7 @@ def make_job(spec: FeatureSpec, settings: ExtractSettings, upstream: dict[str, s
     first = weights[0] if weights else (None, None, None)
     hashed = {"feature": spec.name, "version": spec.version, "config": config,
               "weights": {"entry": first[0], "sha256": first[2]},
-              "input": _input_description(spec, settings, upstream)}
+              "input": _input_description(spec, settings, upstream, config)}
     if len(weights) > 1:  # only then, so that single-entry fingerprints stay what they were
         hashed["more_weights"] = [{"entry": e, "sha256": sha} for e, _, sha in weights[1:]]
     paths = {e: path for e, path, _ in weights}

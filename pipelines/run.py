@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from feature_store import FeatureStore
 from feature_store.fsutil import unwritable_reason
 from pipelines.dataset import Discovery, discover
-from pipelines.estimate import estimate_work, record_costs
+from pipelines.estimate import estimate_work, load_costs, record_costs
 from pipelines.exit_codes import EXIT_REFUSED, EXIT_OK
 from pipelines.plan import make_plan
 from pipelines.report import print_plan
@@ -45,17 +45,16 @@ def run_extraction(input: Path, store_root: Path, settings: ExtractSettings, sch
             summary.finish()
             summary.write_json(summary_json)
         return EXIT_OK
-    tasks = make_tasks(plan, settings, str(store_root))
-    if tasks or found.failed:
+    if not plan.nothing_to_do or found.failed:
         problem = unwritable_reason(store_root)
         if problem:
             console.print(f"[red]error:[/] {problem}; nothing was decoded. Free space or fix the permissions, "
                           "or choose another --store.", highlight=False)
             return EXIT_REFUSED
         _record_input_failures(store, plan, found, summary)
-    if tasks:
+    if not plan.nothing_to_do:
         try:
-            _execute(tasks, summary, sched, settings, store, console)
+            _execute(plan, estimate, summary, sched, settings, store, console)
         except KeyboardInterrupt:
             quiet_dask(False, logging.CRITICAL)  # late shutdown chatter is not the user's business
             summary.interrupted = True
@@ -81,13 +80,17 @@ def _record_input_failures(store: FeatureStore, plan, found: Discovery, summary:
                 record_error(fd, clip_id, str(failure.paths[0]), failure.reason)
 
 
-def _execute(tasks: list[Task], summary: RunSummary, sched: SchedulerSettings, settings: ExtractSettings,
+def _execute(plan, estimate, summary: RunSummary, sched: SchedulerSettings, settings: ExtractSettings,
              store: FeatureStore, console: Console) -> None:
     columns = (TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    total = sum(len(t.clips) for t in tasks)
-    with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("clips", total=total, rate="")
+    with open_executor(sched, worker_env(settings.torch_threads)) as executor, \
+            Progress(*columns, console=console, transient=False) as progress:
+        if executor.note:
+            progress.console.print(executor.note, highlight=False)
+        tasks = make_tasks(plan, settings, str(store.root), executor.workers, load_costs(store.root),
+                           estimate.seconds_per_byte)
+        bar = progress.add_task("clips", total=sum(len(t.clips) for t in tasks), rate="")
 
         def advance(task: Task) -> None:
             progress.advance(bar, len(task.clips))
@@ -114,12 +117,9 @@ def _execute(tasks: list[Task], summary: RunSummary, sched: SchedulerSettings, s
             summary.add_failure(task, reason)
             advance(task)
 
-        with open_executor(sched, worker_env(settings.torch_threads)) as executor:
-            if executor.note:
-                progress.console.print(executor.note, highlight=False)
-            summary.start_compute()
-            run_tasks(tasks, on_result, on_failure, executor)
-            summary.finish()  # before the cluster shuts down
+        summary.start_compute()
+        run_tasks(tasks, on_result, on_failure, executor)
+        summary.finish()  # before the cluster shuts down
 
 
 def worker_env(torch_threads: int) -> dict[str, str]:

@@ -77,23 +77,38 @@ def _loaded(task: Task, store: FeatureStore, job: JobRef, ids: list[str], ctx: C
 
 
 # -- video ---------------------------------------------------------------------------------------
+def _spec(job: JobRef):
+    from extract.catalog import catalog
+
+    return catalog().get(job.name)
+
+
+def _sampling_of(job: JobRef, task: Task):
+    """The frames a frames-input feature reads: its config's own `sampling` (pose: 2 fps), else the run's."""
+    from extract.media import Sampling
+
+    own = getattr(_spec(job).resolve_config(job.config), "sampling", None)
+    return own or Sampling(**task.sampling)
+
+
 def _run_video(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipContext, result: TaskResult) -> None:
-    face_job = next((j for j in jobs if j.name == "faces"), None)
-    frame_jobs = [j for j in jobs if j.name != "faces" and _spec(j).input == "frames"]
-    backbones = [j for j in jobs if j.name != "faces" and j not in frame_jobs]
+    frame_jobs = [j for j in jobs if _spec(j).input == "frames"]  # faces, pose: read decoded frames
+    backbones = [j for j in jobs if j not in frame_jobs]           # read the cached face crops
+    face_job = next((j for j in frame_jobs if j.name == "faces"), None)
     to_detect = set(face_job.clip_ids) if face_job else set()
     crops: dict[str, FeatureOutput] = {}
     cached = sorted({c for j in backbones for c in j.clip_ids} - to_detect)
     if cached:
         load_crops(task, cached, crops, ctx)
-    if face_job is not None:
-        outputs = _detect(task, store, face_job, ctx, result)
-        crops.update(outputs)
-        write_outputs(store, face_job, outputs, ctx, result)
-        for clip_id in to_detect - outputs.keys():
-            ctx.failures.setdefault(clip_id, "no face crops: the faces stage failed for this clip")
-    for job in frame_jobs:
-        _run_own_frames(task, store, job, ctx, result)
+    if frame_jobs:
+        outputs, failures = _frames_stage(task, store, frame_jobs, ctx, result)
+        for job in frame_jobs:
+            if job.name in outputs:
+                write_outputs(store, job, outputs[job.name], ctx, result, failures[job.name])
+        crops.update(outputs.get("faces", {}))
+        for clip_id in to_detect - crops.keys():
+            ctx.failures.setdefault(clip_id, failures.get("faces", {}).get(
+                clip_id, "no face crops: the faces stage failed for this clip"))
     for job in backbones:
         ids = [c for c in job.clip_ids if c in crops]
         loaded = _loaded(task, store, job, ids, ctx, result)
@@ -110,77 +125,60 @@ def _run_video(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipCon
     result.media_seconds += sum(ctx.durations.get(c, 0.0) for c in {c for j in jobs for c in j.clip_ids})
 
 
-def _detect(task: Task, store: FeatureStore, job: JobRef, ctx: ClipContext,
-            result: TaskResult) -> dict[str, FeatureOutput]:
-    from extract.media import Sampling, decode_frames
+def _frames_stage(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipContext, result: TaskResult
+                  ) -> tuple[dict[str, dict[str, FeatureOutput]], dict[str, dict[str, str]]]:
+    """Decode each clip once for every frames-input feature (each gets the frames its sampling
+    selects; the next clip decodes in a thread meanwhile) and run them: ({job: {clip: output}},
+    {job: {clip: why it failed}}). A feature whose model cannot load is failed and left out."""
+    from extract.media import decode_frames_multi
 
-    sampling = Sampling(**task.sampling)
-    loaded = _loaded(task, store, job, list(job.clip_ids), ctx, result)
-    if loaded is None:
-        ctx.failures.update(dict.fromkeys(job.clip_ids, "no face crops: the faces model could not be loaded"))
-        return {}
-    detector, lock = loaded
+    models = {}
+    for job in jobs:
+        loaded = _loaded(task, store, job, list(job.clip_ids), ctx, result)
+        if loaded is None and job.name == "faces":
+            ctx.failures.update(dict.fromkeys(job.clip_ids, "no face crops: the faces model could not be loaded"))
+        if loaded is not None:
+            models[job.name] = loaded
+    jobs = [j for j in jobs if j.name in models]
+    samplings = {j.name: _sampling_of(j, task) for j in jobs}
+    wanted = {c: [j for j in jobs if c in j.clip_ids] for j in jobs for c in j.clip_ids}
+    order = [c for c, _ in task.clips if c in wanted]
 
     def decode(clip_id: str):
+        distinct = list(dict.fromkeys(samplings[j.name] for j in wanted[clip_id]))
         start = time.perf_counter()
         try:
-            return decode_frames(ctx.paths[clip_id], sampling), time.perf_counter() - start
+            frames = decode_frames_multi(ctx.paths[clip_id], distinct)
+            return dict(zip(distinct, frames)), time.perf_counter() - start
         except Exception as exc:  # noqa: BLE001 — any per-clip failure is recorded, never fatal
             return exc, time.perf_counter() - start
 
-    outputs: dict[str, FeatureOutput] = {}
-    for clip_id, (frames, seconds) in _in_order(decode, list(job.clip_ids), task.prefetch):
+    outputs = {j.name: {} for j in jobs}
+    failures: dict[str, dict[str, str]] = {j.name: {} for j in jobs}
+    for clip_id, (decoded, seconds) in _in_order(decode, order, task.prefetch):
         result.stage_seconds["decode:video"] = result.stage_seconds.get("decode:video", 0.0) + seconds
-        if isinstance(frames, BaseException):
-            ctx.failures[clip_id] = reason(frames)
+        if isinstance(decoded, BaseException):
+            ctx.failures[clip_id] = reason(decoded)
             continue
-        ctx.durations[clip_id] = frames.duration
-        _note_damage(clip_id, frames, ctx, result)
-        result.frames += len(frames.times)
-        result.stage_media["decode:video"] = result.stage_media.get("decode:video", 0.0) + frames.duration
-        try:
-            with lock, result.timed("faces"):
-                out = detector.run([frames])[0]
-        except Exception as exc:  # noqa: BLE001
-            ctx.failures[clip_id] = reason(exc)
-            continue
-        out.qa["fps"] = float(frames.fps)
-        ctx.face_qa[clip_id] = {k: out.qa[k] for k in FACE_QA_KEYS if k in out.qa}
-        outputs[clip_id] = out
-    return outputs
-
-
-def _spec(job: JobRef):
-    from extract.catalog import catalog
-
-    return catalog().get(job.name)
-
-
-def _run_own_frames(task: Task, store: FeatureStore, job: JobRef, ctx: ClipContext, result: TaskResult) -> None:
-    """A frames-input feature other than faces (e.g. pose): each clip decoded at the sampling its
-    config selects (`config.sampling`, else the run's), one clip at a time, failures per clip."""
-    from extract.media import Sampling, decode_frames
-
-    loaded = _loaded(task, store, job, list(job.clip_ids), ctx, result)
-    if loaded is None:
-        return
-    extractor, lock = loaded
-    config = _spec(job).resolve_config(job.config)
-    sampling = getattr(config, "sampling", None) or Sampling(**task.sampling)
-    outputs: dict[str, FeatureOutput] = {}
-    failures: dict[str, str] = {}
-    for clip_id in job.clip_ids:
-        try:
-            with result.timed(f"decode:{job.name}"):
-                frames = decode_frames(ctx.paths[clip_id], sampling)
-            if clip_id not in ctx.media_attrs:  # not already noted when faces decoded it
-                _note_damage(clip_id, frames, ctx, result)
-            ctx.durations[clip_id] = frames.duration
-            with lock, result.timed(job.name):
-                outputs[clip_id] = extractor.run([frames])[0]
-        except Exception as exc:  # noqa: BLE001 — any per-clip failure is recorded, never fatal
-            failures[clip_id] = reason(exc)
-    write_outputs(store, job, outputs, ctx, result, failures)
+        first = next(iter(decoded.values()))
+        ctx.durations[clip_id] = first.duration
+        _note_damage(clip_id, first, ctx, result)
+        result.frames += max(len(f.times) for f in decoded.values())
+        result.stage_media["decode:video"] = result.stage_media.get("decode:video", 0.0) + first.duration
+        for job in wanted[clip_id]:
+            frames = decoded[samplings[job.name]]
+            extractor, lock = models[job.name]
+            try:
+                with lock, result.timed(job.name):
+                    out = extractor.run([frames])[0]
+            except Exception as exc:  # noqa: BLE001
+                failures[job.name][clip_id] = reason(exc)
+                continue
+            if job.name == "faces":
+                out.qa["fps"] = float(frames.fps)
+                ctx.face_qa[clip_id] = {k: out.qa[k] for k in FACE_QA_KEYS if k in out.qa}
+            outputs[job.name][clip_id] = out
+    return outputs, failures
 
 
 def _note_damage(clip_id: str, frames, ctx: ClipContext, result: TaskResult) -> None:

