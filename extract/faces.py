@@ -18,9 +18,6 @@ without any face is flagged in its QA values; it is not an error.
 from __future__ import annotations
 
 import logging
-import os
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,24 +70,6 @@ class FaceOutput:
     qa: dict[str, float] = field(default_factory=dict)
 
 
-@contextmanager
-def _native_stderr_silenced():
-    """LiteRT's C++ runtime writes an INFO line to fd 2 when the first interpreter of a process
-    starts (no env var turns it off); hide it so progress bars and errors stay readable."""
-    if log.isEnabledFor(logging.DEBUG):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class BlazeFace:
     """BlazeFace (extract.blazeface: MediaPipe's face detection steps on the LiteRT interpreter,
     stateless, so it can be reused across clips); returns detections as (k, 5) arrays x0, y0, x1,
@@ -104,8 +83,7 @@ class BlazeFace:
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"face detector model not found: {path}")
-        with _native_stderr_silenced():
-            self._detector = BlazeFaceDetector(path, float(min_confidence))
+        self._detector = BlazeFaceDetector(path, float(min_confidence))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self._detector(image).rows()

@@ -8,11 +8,33 @@ image → tensor (extract.roi) → this interpreter → our own decoding.
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """LiteRT's C++ runtime writes INFO lines to fd 2 when the first interpreter of a process starts
+    (no env var turns them off); hide them so progress bars and errors stay readable (-v shows them)."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class TFLiteModel:
@@ -27,8 +49,9 @@ class TFLiteModel:
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
         try:
-            self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self._interpreter.allocate_tensors()
+            with native_stderr_silenced():
+                self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+                self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             raise ValueError(f"{path}: cannot be run by the LiteRT interpreter: {exc}") from exc
         (self._input,) = self._interpreter.get_input_details()
