@@ -102,7 +102,7 @@ def weights_args(paths: dict[str, Path]) -> list[str]:
 def store_frames(store: Path, feature: str) -> int:
     from feature_store import FeatureStore
     with FeatureStore(store).reader(feature) as reader:
-        return sum(reader.group(c)["data"].shape[0] for c in reader.ids())
+        return sum(reader.item(c).shape[0] for c in reader.ids())
 
 
 def spin(seconds: float) -> None:

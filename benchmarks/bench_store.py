@@ -3,6 +3,11 @@ FeatureDir.completed() over ~1000 clips in ~60 shards, also for a store written 
 canonical clip-id rule (groups named `[clip00001]`, mapped to canonical ids by the index).
 
     .venv/bin/python benchmarks/bench_store.py [--clips 2000 --T 32 --dim 1024 --per-shard 100 --dir DIR]
+                                               [--token-clips 1000]
+
+Token sets: --token-clips clips of (32, 49, 256) (the dual-branch model's ResNet18 maps) stored as
+float32 and as float16: disk per clip, write time, and load_all time (float16 widened to float32,
+and kept as float16).
 
 Both readers run on a warm page cache (one untimed pass first); the best of --repeat runs is shown.
 """
@@ -41,6 +46,42 @@ def fill(store: FeatureStore, feature: str, n: int, t: int, dim: int, per_shard:
                 shard.add(f"clip{i:05d}", block + i, np.arange(t) * 0.2)
 
 
+def fill_tokens(store: FeatureStore, dtype: str, n: int, per_shard: int = 100) -> None:
+    spec = {"dim": 256, "item_shape": [49, 256], "dtype": dtype}
+    fd = store.feature_dir(f"maps_{dtype}", fingerprint_of({"bench": "maps", "dtype": dtype}), spec=spec)
+    block = np.random.default_rng(0).standard_normal((32, 49, 256)).astype(np.float32)
+    for start in range(0, n, per_shard):
+        with fd.open_shard() as shard:
+            for i in range(start, min(n, start + per_shard)):
+                shard.add(f"clip{i:05d}", block + (i % 7), np.arange(32) * 0.4)
+
+
+def bench_tokens(store: FeatureStore, n: int, repeat: int) -> None:
+    rows = {}
+    for dtype in ("float32", "float16"):
+        start = time.perf_counter()
+        fill_tokens(store, dtype, n)
+        written = time.perf_counter() - start
+        fd = store.resolve(f"maps_{dtype}")
+
+        def load(as_dtype=None, _name=f"maps_{dtype}"):
+            with store.reader(_name) as reader:
+                return reader.load_all(dtype=as_dtype)
+
+        load()  # warm the page cache
+        t_32, arrays = best_of(repeat, load)
+        t_16, _ = best_of(repeat, lambda: load("float16"))
+        assert len(arrays) == n and arrays[0].shape == (32, 49, 256) and arrays[0].dtype == np.float32
+        rows[dtype] = (fd.size_bytes() / n, written, t_32, t_16)
+        del arrays
+    print(f"token sets: {n} clips of (32, 49, 256)")
+    print("| storage | disk per clip | write | load_all → float32 | load_all → float16 |")
+    for dtype, (per_clip, written, t_32, t_16) in rows.items():
+        print(f"| {dtype} | {per_clip / 2**20:.2f} MiB | {written:.1f} s | {t_32:.2f} s | {t_16:.2f} s |")
+    print(f"float16 / float32: disk {rows['float16'][0] / rows['float32'][0]:.2f}, "
+          f"load_all → float32 {rows['float16'][2] / rows['float32'][2]:.2f}")
+
+
 def bracket_groups(shard: Path) -> None:
     """Rename each group X to [X], as the CSV import stored Hume ids before the canonical rule."""
     with h5py.File(shard, "r+") as f:
@@ -66,6 +107,7 @@ def main() -> None:
     ap.add_argument("--per-shard", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=None, help="where to build the store (default: a temp dir)")
+    ap.add_argument("--token-clips", type=int, default=1000, help="clips of (32, 49, 256) token sets (0: skip)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench_store_", dir=args.dir))
     try:
@@ -116,6 +158,8 @@ def main() -> None:
         assert legacy_ids == ids
         print(f"completed() on a pre-rule store ([id] groups): {t_legacy * 1000:.1f} ms fresh "
               f"(ratio to canonical {t_legacy / t_cold:.2f}), {t_legacy_warm * 1000:.2f} ms cached")
+        if args.token_clips:
+            bench_tokens(store, args.token_clips, args.repeat)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

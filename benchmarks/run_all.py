@@ -22,6 +22,7 @@ BENCHMARKS = {
     "pipeline": ["bench_pipeline.py"],
     "fusion": ["bench_fusion.py"],
     "fusion_quality": ["bench_fusion_quality.py"],
+    "models": ["bench_models.py"],
 }
 
 

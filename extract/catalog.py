@@ -9,8 +9,11 @@ from extract.specs import SpecRegistry
 FEATURE_MODULES = (
     "extract.faces_feature",
     "extract.video.resnet18_affectnet",
+    "extract.video.resnet18_affectnet_maps",
     "extract.video.posterv2",
     "extract.video.fer_minixception",
+    "extract.video.pose",
+    "extract.video.face_mesh",
     "extract.audio.mfcc",
     "extract.audio.egemaps",
     "extract.audio.wav2vec2",

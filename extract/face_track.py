@@ -76,24 +76,28 @@ def pick_subject(detections: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return boxes, scores
 
 
-def fill_gaps(boxes: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fill NaN rows from detected frames at most `window` frames away.
+def fill_gaps(boxes: np.ndarray, window: float, positions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fill NaN rows from detected frames at most `window` away.
 
-    Both sides within the window → linear interpolation by frame index; one side → copy
-    of the nearest. Returns (boxes with gaps filled, NaN left where FALLBACK; status (N,) int8).
+    Distances are in `positions` (e.g. source frame numbers, so that the window means the same
+    time whatever the sampling), by default the row index. Both sides within the window → linear
+    interpolation by position; one side → copy of the nearest. Returns (boxes with gaps filled,
+    NaN left where FALLBACK; status (N,) int8).
     """
     boxes = np.array(boxes, dtype=np.float64, copy=True)
+    pos = np.arange(len(boxes), dtype=np.float64) if positions is None else np.asarray(positions, np.float64)
     have = ~np.isnan(boxes).any(axis=1)
     status = np.where(have, DETECTED, FALLBACK).astype(np.int8)
     idx = np.flatnonzero(have)
     if not len(idx):
         return boxes, status
+    eps = 1e-6
     for i in np.flatnonzero(~have):
         k = np.searchsorted(idx, i)
-        left = idx[k - 1] if k > 0 and i - idx[k - 1] <= window else None
-        right = idx[k] if k < len(idx) and idx[k] - i <= window else None
+        left = idx[k - 1] if k > 0 and pos[i] - pos[idx[k - 1]] <= window + eps else None
+        right = idx[k] if k < len(idx) and pos[idx[k]] - pos[i] <= window + eps else None
         if left is not None and right is not None:
-            w = (i - left) / (right - left)
+            w = (pos[i] - pos[left]) / max(pos[right] - pos[left], eps)
             boxes[i] = (1 - w) * boxes[left] + w * boxes[right]
         elif left is not None or right is not None:
             boxes[i] = boxes[left if left is not None else right]
@@ -101,6 +105,11 @@ def fill_gaps(boxes: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
             continue
         status[i] = FILLED
     return boxes, status
+
+
+def source_frame_numbers(times: np.ndarray, fps: float) -> np.ndarray:
+    """Frame numbers in the source video of frames shown at `times` (seconds) at `fps`."""
+    return np.round(np.asarray(times, np.float64) * fps)
 
 
 def smooth(boxes: np.ndarray, status: np.ndarray, times: np.ndarray, window_s: float) -> np.ndarray:

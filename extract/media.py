@@ -6,22 +6,29 @@ keeps the offset for anyone who needs container time). Rotation side data (displ
 matrix) is applied to the returned images. Every frame must be decoded (inter-frame
 codecs), but only the selected ones are converted to RGB: the timeline is read from the
 packets first, the selection is made on pts, then the decode pass converts only those.
+
+Damage: packets are decoded one at a time, so a corrupt packet costs only the frames the
+decoder cannot make from it (the clip is not given up). Selected frames that could not be
+decoded are left out (their times with them) and counted in `Frames.lost`; the clip fails
+only when fewer than MIN_DECODED_FRACTION of the selected frames decoded.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from extract.media_io import MediaError, declared_end, open_container, read_timeline
 from extract.media_audio import Audio, decode_audio
 
-__all__ = ["Sampling", "Frames", "Audio", "MediaInfo", "MediaError", "decode_frames", "decode_audio", "probe"]
+__all__ = ["Sampling", "Frames", "Audio", "MediaInfo", "MediaError", "decode_frames", "decode_frames_multi",
+           "decode_audio", "probe"]
 
 log = logging.getLogger(__name__)
+MIN_DECODED_FRACTION = 0.5  # a damaged clip is kept when at least this share of its selected frames decoded
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,16 @@ class Frames:
     path: str = ""
     start_time: float = 0.0  # the stream's start in container time (seconds)
     rotation: int = 0        # degrees (counter-clockwise) applied to the decoded pictures
+    lost: int = 0            # selected frames that could not be decoded (corrupt data), left out
+    corrupt_packets: int = 0  # packets the decoder rejected
+
+    def damage_note(self) -> str:
+        """'' for a clean decode, else one line for the clip's record."""
+        if not (self.lost or self.corrupt_packets):
+            return ""
+        selected = len(self.times) + self.lost
+        return (f"{self.lost} of {selected} selected frame(s) lost to {self.corrupt_packets} corrupt "
+                f"packet(s); the rest decoded")
 
 
 @dataclass(frozen=True)
@@ -97,9 +114,13 @@ class MediaInfo:
     audio_channels: int = 0
 
 
-def _to_rgb(frame) -> np.ndarray:
-    """The one place frames become RGB arrays (tests count calls to prove sparsity)."""
-    return frame.to_ndarray(format="rgb24")
+def _to_rgb(frame, reformatter=None) -> np.ndarray:
+    """The one place frames become RGB arrays (tests count calls to prove sparsity). Pass one
+    VideoReformatter per decode: it keeps its swscale context (frame.to_ndarray(format=...) builds
+    a new one for every frame, ~10× slower at 640×480); the pixels are the same."""
+    if reformatter is None:
+        return frame.to_ndarray(format="rgb24")
+    return reformatter.reformat(frame, format="rgb24").to_ndarray()
 
 
 def _rotate(image: np.ndarray, degrees: int) -> np.ndarray:
@@ -120,45 +141,88 @@ def _rotation_of(frame) -> int:
 
 def decode_frames(path: str | Path, sampling: Sampling) -> Frames:
     """Decode the frames `sampling` selects from the first video stream of `path`."""
+    return decode_frames_multi(path, [sampling])[0]
+
+
+def decode_frames_multi(path: str | Path, samplings: Sequence[Sampling]) -> list[Frames]:
+    """The frames each of `samplings` selects, decoded in one pass (every frame is decoded once and
+    converted to RGB once, however many samplings select it); one Frames per sampling, in order."""
     path = Path(path)
     timeline = read_timeline(path)  # pass 1: packets only, no decoding
-    keep = sampling.select(timeline.times, timeline.duration)
-    wanted_pts = {int(timeline.pts[i]) for i in keep}
+    keeps = [s.select(timeline.times, timeline.duration) for s in samplings]
+    wanted_pts = {int(timeline.pts[i]) for keep in keeps for i in keep}
     images: dict[int, np.ndarray] = {}
-    rotation = 0
-    if len(keep):
+    rotation, damage = 0, _Damage()
+    if wanted_pts:
         last_wanted = max(wanted_pts)
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = VideoReformatter()
         with open_container(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for frame, pts in _decoded(container, stream, timeline.pts, path):
+            for frame, pts in _decoded(container, stream, timeline.pts, damage):
                 if pts in wanted_pts and pts not in images:
                     rotation = _rotation_of(frame)
-                    images[pts] = _rotate(_to_rgb(frame), rotation)
+                    images[pts] = _rotate(_to_rgb(frame, reformatter), rotation)
                 if pts >= last_wanted and len(images) == len(wanted_pts):
                     break
     missing = wanted_pts - images.keys()
-    if missing:
-        raise MediaError(f"{path}: corrupt video: {len(missing)} selected frame(s) could not be decoded "
-                         f"(first at t={float(timeline.times[np.searchsorted(timeline.pts, min(missing))]):.2f} s)")
-    rows = [images[int(timeline.pts[i])] for i in keep]
+    if missing and len(images) < MIN_DECODED_FRACTION * len(wanted_pts):
+        first = float(timeline.times[np.searchsorted(timeline.pts, min(missing))])
+        raise MediaError(f"{path}: corrupt video: {len(missing)} of {len(wanted_pts)} selected frame(s) could not "
+                         f"be decoded (first at t={first:.2f} s; {damage.packets} corrupt packet(s)"
+                         f"{': ' + damage.first_error if damage.first_error else ''})")
+    out = [_frames(path, timeline, keep, images, rotation, damage) for keep in keeps]
+    if missing or damage.packets:
+        log.info("%s: %s", path, out[0].damage_note())
+    return out
+
+
+def _frames(path: Path, timeline, keep: np.ndarray, images: dict[int, np.ndarray], rotation: int,
+            damage: "_Damage") -> Frames:
+    kept = [i for i in keep if int(timeline.pts[i]) in images]
+    rows = [images[int(timeline.pts[i])] for i in kept]
     stack = np.stack(rows) if rows else np.zeros((0, 0, 0, 3), np.uint8)
-    return Frames(images=stack, times=timeline.times[keep].astype(np.float64), duration=timeline.duration,
-                  fps=timeline.fps, path=str(path), start_time=timeline.start_time, rotation=rotation)
+    return Frames(images=stack, times=timeline.times[kept].astype(np.float64), duration=timeline.duration,
+                  fps=timeline.fps, path=str(path), start_time=timeline.start_time, rotation=rotation,
+                  lost=len(keep) - len(kept), corrupt_packets=damage.packets)
 
 
-def _decoded(container, stream, sorted_pts: np.ndarray, path: Path) -> Iterator[tuple[object, int]]:
-    """Decoded frames with their pts (decode order index when a frame carries no pts)."""
+@dataclass
+class _Damage:
+    packets: int = 0
+    first_error: str = ""
+
+    def note(self, exc: Exception) -> None:
+        self.packets += 1
+        self.first_error = self.first_error or str(exc)
+
+
+def _decoded(container, stream, sorted_pts: np.ndarray, damage: _Damage) -> Iterator[tuple[object, int]]:
+    """Decoded frames with their pts (decode order index when a frame carries no pts), packet by
+    packet: a packet the decoder rejects is counted in `damage` and skipped."""
     import av
 
     i = 0
-    try:
-        for frame in container.decode(stream):
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as exc:  # the container itself is damaged here: what decoded stays
+            damage.note(exc)
+            return
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as exc:
+            damage.note(exc)
+            continue
+        for frame in frames:
             pts = frame.pts if frame.pts is not None else (int(sorted_pts[i]) if i < len(sorted_pts) else -1)
             i += 1
             yield frame, int(pts)
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"{path}: corrupt video data after {i} decoded frames: {exc}") from exc
 
 
 def probe(path: str | Path) -> MediaInfo:

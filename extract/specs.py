@@ -8,6 +8,10 @@ step, extras — so `--set mfcc.n_mfcc=40` changes the declared dim, as lhotse's
 the fingerprint), how to make random-initialised checkpoints in those entries' layouts (so tests
 and benchmarks can iterate the registry with no per-name branch), and how to build its extractor.
 
+Input kinds: `audio` (16 kHz mono), `faces` (the cached crops of the `faces` feature) and `frames`
+(decoded frames: the run's sampling, `--fps` etc., unless the config has a `sampling` property of
+its own, as `pose` has; the pipeline decodes each clip once for every frames feature).
+
 Pipelines read specs to plan work and fingerprint results; the CLI's choices come from here.
 Modules that define a spec must keep heavy imports (torch, transformers, opensmile, mediapipe,
 librosa) inside functions so that listing features stays fast.
@@ -22,6 +26,8 @@ from typing import Any, Callable, Literal, Mapping, Protocol
 
 import numpy as np
 
+STORAGE_DTYPES = ("float32", "float16")
+STORAGE_OPTION = "dtype"  # `--set NAME.dtype=float16`: understood for every float feature, not a config field
 Modality = Literal["video", "audio"]
 InputKind = Literal["frames", "faces", "audio"]
 
@@ -57,6 +63,16 @@ class OutputShape:
     def dim(self) -> int:
         """Width of the last axis of a row (the vector width; D of a token set)."""
         return int(self.row[-1])
+
+    def stored_as(self, dtype: str | None) -> "OutputShape":
+        """This shape with another storage dtype for float data (`--set NAME.dtype=float16` halves the
+        disk; readers widen float16 back to float32). ValueError for other dtypes or non-float data."""
+        if dtype is None or dtype == self.dtype:
+            return self
+        if np.dtype(self.dtype).kind != "f" or dtype not in STORAGE_DTYPES:
+            raise ValueError(f"storage dtype {dtype!r}: float features can be stored as "
+                             f"{' or '.join(STORAGE_DTYPES)}; this one is stored as {self.dtype}")
+        return dataclasses.replace(self, dtype=dtype)
 
     def as_spec(self) -> dict[str, Any]:
         """The keys spec.json records (and the store's layout checks)."""

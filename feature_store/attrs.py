@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-import h5py
 import numpy as np
 
 RESERVED = ("clip_id", "_json_keys")
@@ -17,7 +16,8 @@ RESERVED = ("clip_id", "_json_keys")
 PROVENANCE_KEYS = frozenset({"source", "size", "mtime", "content_hash", "extractor", "extractor_version"})
 
 
-def write_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any]) -> None:
+def write_attrs(obj: Any, attrs: Mapping[str, Any]) -> None:
+    """`obj`: anything with an HDF5-style `.attrs` mapping (the shard writer's groups)."""
     json_keys = []
     for key, value in attrs.items():
         if not isinstance(key, str) or not key or key in RESERVED:
@@ -46,7 +46,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
+def read_attrs(obj: Any) -> dict[str, Any]:
     raw = dict(obj.attrs)
     json_keys = set(json.loads(raw.pop("_json_keys", "[]")))
     raw.pop("clip_id", None)

@@ -147,7 +147,9 @@ def export_cmd(ref: Annotated[str, typer.Argument(help="FEATURE or FEATURE@FP")]
     """Export a feature as MuSe/Hume per-clip CSVs.
 
     Writes `OUTDIR/FEATURE/ID.csv` with header `id,timestamp,FEATURE_0,...`, timestamps in
-    seconds, values with 9 significant digits so float32 data round-trips exactly."""
+    seconds, values with 9 significant digits so float32 data round-trips exactly. Token sets
+    (rows of N tokens × D) are flattened token-major into columns `FEATURE_n_d`; import-csv
+    restores them."""
     fs = _open(store)
     try:
         with fs.reader(ref) as reader:
@@ -164,6 +166,8 @@ def import_cmd(directory: Annotated[Path, typer.Argument(help="`DIR` holding `FE
                                      "CSVs, store them under this name. Default: every sub-folder holding CSVs, "
                                      "each as the feature named after its folder.")] = None,
                unit: Annotated[str, typer.Option("--timestamp-unit", help="Unit of the timestamp column: s or ms.")] = "s",
+               dtype: Annotated[str, typer.Option("--dtype", help="Storage dtype: float32, or float16 (half the disk; "
+                                                                 "read back as float32).")] = "float32",
                store: StoreOpt = DEFAULT) -> None:
     """Import MuSe/Hume per-clip CSVs (`feats/<Feature>/<id>.csv`) as features.
 
@@ -186,7 +190,7 @@ def import_cmd(directory: Annotated[Path, typer.Argument(help="`DIR` holding `FE
             with Progress(TextColumn(f"importing {name}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=err, transient=True) as bar:
                 task = bar.add_task(name, total=sum(1 for _ in folder.glob("*.csv")))
-                r = import_csv(fs, folder, name, unit, progress=lambda n: bar.advance(task, n))
+                r = import_csv(fs, folder, name, unit, progress=lambda n: bar.advance(task, n), dtype=dtype)
         except (StoreError, ValueError, OSError) as exc:
             out.print(f"[red]{name}[/red]: not imported: {exc}", highlight=False, soft_wrap=True)
             problems.append(f"{name} (not imported)")

@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import h5py
-
 from feature_store.feature_dir import FeatureDir, ShardIds, cached_shard_ids, locate_clips
 from feature_store.fsutil import fsync_dir
-from feature_store.names import encode_id, shard_name, shard_ns
-from feature_store.shard import ShardWriter, open_h5
+from feature_store.names import shard_name, shard_ns
+from feature_store.shard import ShardFile, ShardWriter
 
 
 @dataclass
@@ -68,14 +66,13 @@ def compact_dir(fd: FeatureDir) -> CompactResult:
         if len(shards) <= 1 and not stored:
             return result
         writer = ShardWriter(fd.path, fd.layout, {"feature": fd.feature, "fingerprint": fd.fingerprint})
-        handles: dict[Path, h5py.File] = {}
+        handles: dict[Path, ShardFile] = {}
         try:
             for clip_id in sorted(index):
                 shard = index[clip_id]
                 if shard not in handles:
-                    handles[shard] = open_h5(shard)
-                src = handles[shard]
-                writer.copy_clip(src["clips"][encode_id(stored.get(clip_id, clip_id))], clip_id)
+                    handles[shard] = ShardFile(shard)
+                writer.copy_clip(handles[shard].item(stored.get(clip_id, clip_id)), clip_id)
         except BaseException:
             writer.abort()
             raise

@@ -1,7 +1,10 @@
 """MuSe/Hume per-clip CSV interop: `<dir>/<Feature>/<id>.csv` with header `id,timestamp,<features>`.
 
 Export writes timestamps in seconds (shortest round-trip repr) and values with 9 significant
-digits, enough for float32 to round-trip exactly.
+digits, enough for float32 (and float16) to round-trip exactly. Rows that are not vectors are
+flattened in C order and their columns say where each value came from: a token set (N, D) gives
+columns `<feature>_<n>_<d>` (token-major), and import turns such a complete grid of columns back
+into (T, N, D) items (spec.json: item_shape [N, D]).
 
 Import (`import_csv`) reads one folder of CSVs as one feature; `feature_sources` says which
 folders `eri-store import-csv DIR [--feature NAME]` imports (every `DIR/<Feature>/` holding CSVs,
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -45,17 +49,35 @@ def export_csv(reader: FeatureReader, outdir: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for clip_id in reader.ids():
         data, times = reader.get(clip_id)
-        if data.ndim != 2:
-            raise StoreError(f"{reader.feature}: clip {clip_id!r} has data shape {data.shape}; "
-                             f"CSV export supports (T, dim) features only")
-        header = ["id", "timestamp"] + [f"{reader.feature}_{i}" for i in range(data.shape[1])]
+        if data.dtype.kind != "f":
+            raise StoreError(f"{reader.feature}: clip {clip_id!r} holds {data.dtype} data (e.g. face crops); "
+                             f"CSV export is for float features")
+        header = ["id", "timestamp"] + _column_names(reader.feature, data.shape[1:])
         path = target / f"{encode_id(clip_id)}.csv"
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(header)
-            for t, row in zip(times.tolist(), data.astype(np.float32)):
+            for t, row in zip(times.tolist(), data.astype(np.float32).reshape(len(data), -1)):
                 w.writerow([clip_id, repr(float(t)), *("%.9g" % v for v in row.tolist())])
     return target
+
+
+def _column_names(feature: str, row: tuple[int, ...]) -> list[str]:
+    return ["_".join([feature, *map(str, index)]) for index in np.ndindex(*row)]
+
+
+_GRID = re.compile(r"^(.+)_(\d+)_(\d+)$")
+
+
+def grid_shape(columns: list[str]) -> tuple[int, int] | None:
+    """(N, D) when `columns` are exactly `<p>_0_0, <p>_0_1, …, <p>_{N-1}_{D-1}` (an exported token set)."""
+    found = [_GRID.match(c) for c in columns]
+    if not columns or not all(found) or len({m.group(1) for m in found}) != 1:
+        return None
+    n, d = 1 + max(int(m.group(2)) for m in found), 1 + max(int(m.group(3)) for m in found)
+    if n < 2 or d < 2 or _column_names(found[0].group(1), (n, d)) != columns:
+        return None
+    return n, d
 
 
 @dataclass
@@ -169,20 +191,27 @@ def _median_step(batch: list[_Parsed]) -> float | None:
     return float(f"{float(np.median(np.concatenate(steps))):.9g}")
 
 
-def _spec(feature: str, folder: Path, unit: str, batch: list[_Parsed]) -> dict:
+def _spec(feature: str, folder: Path, unit: str, batch: list[_Parsed], dtype: str) -> dict:
     first = batch[0]
-    return {"name": feature, "imported_from": str(folder.resolve()), "dim": int(first.data.shape[1]),
-            "dtype": "float32", "columns": first.columns, "id_column": first.id_column,
+    spec = {"name": feature, "imported_from": str(folder.resolve()), "dim": int(first.data.shape[1]),
+            "dtype": dtype, "columns": first.columns, "id_column": first.id_column,
             "timestamp_unit": unit, "frame_step": _median_step(batch)}
+    grid = grid_shape(first.columns)
+    if grid is not None:  # an exported token set: (T, N*D) columns back to (T, N, D) items
+        spec.update(dim=grid[1], item_shape=list(grid))
+    return spec
 
 
 def import_csv(store: FeatureStore, directory: Path, feature: str, timestamp_unit: str = "s",
-               progress: Callable[[int], None] | None = None) -> ImportResult:
-    """Import `<directory>/<feature>/*.csv` (or `<directory>/*.csv`) as feature `feature`.
+               progress: Callable[[int], None] | None = None, dtype: str = "float32") -> ImportResult:
+    """Import `<directory>/<feature>/*.csv` (or `<directory>/*.csv`) as feature `feature`, stored as
+    `dtype` (float32, or float16 for half the disk).
 
     `progress(n)` is called after each batch with the number of files handled in it."""
     if timestamp_unit not in UNIT_SCALE:
         raise StoreError(f"timestamp unit must be one of {sorted(UNIT_SCALE)}, got {timestamp_unit!r}")
+    if dtype not in ("float32", "float16"):
+        raise StoreError(f"storage dtype must be float32 or float16, got {dtype!r}")
     folder = _source_folder(Path(directory), feature)
     files = sorted(folder.glob("*.csv"))
     if not files:
@@ -191,7 +220,10 @@ def import_csv(store: FeatureStore, directory: Path, feature: str, timestamp_uni
     for path in files:
         attrs = source_attrs(path)
         provenance.append([path.name, attrs["size"], attrs["content_hash"]])
-    fp = fingerprint_of({"imported": feature, "timestamp_unit": timestamp_unit, "files": provenance})
+    described = {"imported": feature, "timestamp_unit": timestamp_unit, "files": provenance}
+    if dtype != "float32":  # only then, so that earlier imports keep their fingerprints
+        described["dtype"] = dtype
+    fp = fingerprint_of(described)
     fd = FeatureDir(store.root / feature / fp, feature, fp)
     done = fd.completed()
     todo = [p for p in files if _stem_id(p) not in done]
@@ -213,7 +245,7 @@ def import_csv(store: FeatureStore, directory: Path, feature: str, timestamp_uni
                 sources[item.clip_id] = path
                 batch.append(item)
         if batch and not fd.spec_path.exists():
-            fd = store.feature_dir(feature, fp, spec=_spec(feature, folder, timestamp_unit, batch))
+            fd = store.feature_dir(feature, fp, spec=_spec(feature, folder, timestamp_unit, batch, dtype))
         if batch:
             imported += _write_batch(fd, batch, failed)
         if progress is not None:
@@ -227,7 +259,9 @@ def import_csv(store: FeatureStore, directory: Path, feature: str, timestamp_uni
 
 def _write_batch(fd: FeatureDir, batch: list[_Parsed], failed: dict[str, str]) -> int:
     spec = fd.spec
-    dim, columns = spec.get("dim"), spec.get("columns")
+    columns = spec.get("columns")
+    row = tuple(spec.get("item_shape") or (spec.get("dim"),))
+    dim = int(np.prod(row))
     written = 0
     with fd.open_shard() as shard:
         for item in batch:
@@ -239,7 +273,7 @@ def _write_batch(fd: FeatureDir, batch: list[_Parsed], failed: dict[str, str]) -
                                         f"the feature's {columns[:3]}...")
                 continue
             try:
-                shard.add(item.clip_id, item.data, item.times,
+                shard.add(item.clip_id, item.data.reshape(len(item.data), *row), item.times,
                           attrs={**source_attrs(item.path), "extractor": "csv-import", "extractor_version": "1"})
                 written += 1
             except ValueError as exc:  # e.g. empty cells (NaN): this clip fails alone

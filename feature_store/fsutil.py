@@ -66,3 +66,31 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+PROBE_BYTES = 1 << 20  # what the writability probe writes: a disk with less free space is full for us
+
+
+def unwritable_reason(directory: Path) -> str | None:
+    """Why `directory` (created if missing) cannot take new files, or None if a probe file of
+    PROBE_BYTES could be written, fsynced and removed."""
+    import errno
+
+    probe = directory / f".eri-write-probe-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(b"\0" * PROBE_BYTES)
+            while view:  # a nearly full disk takes a short write first, then ENOSPC
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+    except OSError as exc:
+        what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
+        return f"{directory}: cannot write to the store ({what})"
+    return None

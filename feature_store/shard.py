@@ -1,8 +1,11 @@
-"""One shard file: written once by one writer under a temporary name, then published atomically.
+"""One shard file: written once by one writer under a temporary name, then published atomically,
+and read through ShardFile. This module is the only one that knows HDF5 (h5py): the rest of the
+store and the project see ShardWriter, ShardFile and StoredItem.
 
 File layout: root attributes `format`, `feature`, `fingerprint`; group `clips/<encoded id>` per
-clip holding datasets `data` (T, ...), `times` (T,) float64 seconds, optional group `extras`
-with one (T, k) dataset per extra, and the clip's attributes (see attrs.py).
+clip holding datasets `data` (T, *row) — rows are vectors (dim,), token sets (N, D) or images
+(S, S, 3) —, `times` (T,) float64 seconds, optional group `extras` with one (T, k) dataset per
+extra, and the clip's attributes (see attrs.py).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
-from feature_store.attrs import write_attrs
+from feature_store.attrs import read_attrs, write_attrs
 from feature_store.clip_ids import canonical_id
 from feature_store.fsutil import fsync_dir
 from feature_store.layout import ItemLayout
@@ -32,9 +35,98 @@ def open_h5(path: Path) -> h5py.File:
 
 
 def shard_ids(path: Path) -> list[str]:
+    """Clip ids as stored in a published shard (their group names, decoded)."""
     with open_h5(path) as f:
         clips = f.get("clips")
         return [decode_id(name) for name in clips] if clips is not None else []
+
+
+class StoredItem:
+    """One clip in a published shard: shapes and attributes without reading the arrays."""
+
+    def __init__(self, group: h5py.Group) -> None:
+        self._group = group
+        self._dataset: h5py.Dataset | None = None
+
+    @property
+    def _data(self) -> h5py.Dataset:
+        if self._dataset is None:  # opened once: shape, dtype and the read share it
+            self._dataset = self._group["data"]
+        return self._dataset
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def times_shape(self) -> tuple[int, ...]:
+        return tuple(self._group["times"].shape)
+
+    def has_arrays(self) -> bool:
+        return "data" in self._group and "times" in self._group
+
+    def data(self, dtype: Any = None) -> np.ndarray:
+        """The data array, converted to `dtype` while reading when given."""
+        ds = self._data
+        out = np.empty(ds.shape, dtype=np.dtype(dtype) if dtype is not None else ds.dtype)
+        ds.read_direct(out)
+        return out
+
+    def times(self) -> np.ndarray:
+        return self._group["times"][()]
+
+    def attrs(self) -> dict[str, Any]:
+        return read_attrs(self._group)
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        """One attribute as stored (numbers and strings), without decoding the others."""
+        value = self._group.attrs.get(key, default)
+        return value.item() if isinstance(value, np.generic) else value
+
+    def extras(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """name -> (shape, dtype) of each extra array."""
+        group = self._group.get("extras")
+        return {name: (tuple(ds.shape), ds.dtype) for name, ds in group.items()} if group is not None else {}
+
+    def extra(self, name: str) -> np.ndarray:
+        return self._group["extras"][name][()]
+
+
+class ShardFile:
+    """A published shard opened read-only (cheap to keep open; close() or use as a context manager)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file = open_h5(self.path)
+        self._clips = self._file.get("clips")
+        if not isinstance(self._clips, h5py.Group):
+            self._file.close()
+            raise OSError(f"{self.path}: not a shard (no 'clips' group)")
+
+    def stored_names(self) -> list[str]:
+        """Clip ids exactly as stored (older stores may hold `[00001]`)."""
+        return [decode_id(name) for name in self._clips]
+
+    def item(self, stored_id: str) -> StoredItem:
+        return StoredItem(self._clips[encode_id(stored_id)])
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._file.id.valid)
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.close()
+
+    def __enter__(self) -> "ShardFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class ShardWriter:
@@ -92,14 +184,14 @@ class ShardWriter:
             raise
         self.ids.append(clip_id)
 
-    def copy_clip(self, source: h5py.Group, clip_id: str) -> None:
+    def copy_clip(self, source: StoredItem, clip_id: str) -> None:
         """Copy a clip group verbatim from another shard (used by compact: identical arrays),
         under the canonical id (groups of older stores named `[00001]` become `00001`)."""
         clip_id = canonical_id(clip_id)
         key = encode_id(clip_id)
         if key in self._clips:
             raise ValueError(f"clip {clip_id!r} added twice to the same shard")
-        source.file.copy(source, self._clips, name=key)
+        source._group.file.copy(source._group, self._clips, name=key)
         self.ids.append(clip_id)
 
     def _dataset_options(self, arr: np.ndarray) -> dict[str, Any]:

@@ -46,14 +46,13 @@ def feature_info(reader: FeatureReader) -> FeatureInfo:
     extras: dict[str, int] = defaultdict(int)
     flagged = 0
     for clip_id in reader.ids():
-        group = reader.group(clip_id)
-        ds = group["data"]
-        lengths.append(ds.shape[0])
-        shapes[str(tuple(ds.shape[1:]))] += 1
-        dtypes[str(ds.dtype)] += 1
-        for name in group.get("extras") or {}:
+        item = reader.item(clip_id)
+        lengths.append(item.shape[0])
+        shapes[str(item.shape[1:])] += 1
+        dtypes[str(item.dtype)] += 1
+        for name in item.extras():
             extras[name] += 1
-        attrs: dict[str, Any] = reader.attrs(clip_id)
+        attrs: dict[str, Any] = item.attrs()
         for key, value in numeric_qa(attrs).items():
             qa[key].append(value)
         flagged += is_flagged(attrs)

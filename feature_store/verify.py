@@ -5,14 +5,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from feature_store.clip_ids import canonical_id
 from feature_store.feature_dir import FeatureDir
 from feature_store.layout import ItemLayout
-from feature_store.names import decode_id
-from feature_store.shard import open_h5
+from feature_store.shard import ShardFile, StoredItem
 
 
 @dataclass
@@ -27,41 +25,38 @@ class VerifyReport:
         return not self.problems
 
 
-def _check_clip(where: str, group: h5py.Group, layout: ItemLayout, shapes: Counter) -> list[str]:
-    if "data" not in group or "times" not in group:
+def _check_clip(where: str, item: StoredItem, layout: ItemLayout, shapes: Counter) -> list[str]:
+    if not item.has_arrays():
         return [f"{where}: missing 'data' or 'times'"]
-    data, times = group["data"], group["times"]
+    shape, dtype, times_shape = item.shape, item.dtype, item.times_shape
     problems = []
-    problem = layout.shape_problem(data.shape, data.dtype)
+    problem = layout.shape_problem(shape, dtype)
     if problem:
         problems.append(f"{where}: {problem}")
-    shapes[data.shape[1:]] += 1
-    if times.shape != (data.shape[0] if data.ndim else -1,):
-        problems.append(f"{where}: times shape {times.shape} does not match data shape {data.shape}")
-    if data.dtype.kind == "f" and not np.isfinite(data[()]).all():
+    shapes[shape[1:]] += 1
+    if times_shape != (shape[0] if shape else -1,):
+        problems.append(f"{where}: times shape {times_shape} does not match data shape {shape}")
+    if dtype.kind == "f" and not np.isfinite(item.data()).all():
         problems.append(f"{where}: data has NaN/inf")
-    if times.dtype.kind != "f" or not np.isfinite(times[()]).all():
+    times = item.times()
+    if times.dtype.kind != "f" or not np.isfinite(times).all():
         problems.append(f"{where}: times are not finite floats")
-    for name, extra in (group.get("extras") or {}).items():
-        if extra.shape[:1] != data.shape[:1]:
-            problems.append(f"{where}: extra {name!r} shape {extra.shape} does not match T={data.shape[0]}")
-        elif extra.dtype.kind == "f" and not np.isfinite(extra[()]).all():
+    for name, (extra_shape, extra_dtype) in item.extras().items():
+        if extra_shape[:1] != shape[:1]:
+            problems.append(f"{where}: extra {name!r} shape {extra_shape} does not match T={shape[0]}")
+        elif extra_dtype.kind == "f" and not np.isfinite(item.extra(name)).all():
             problems.append(f"{where}: extra {name!r} has NaN/inf")
     return problems
 
 
 def _check_shard(shard: Path, layout: ItemLayout, report: VerifyReport, seen: Counter, shapes: Counter) -> None:
     try:
-        with open_h5(shard) as f:
-            clips = f.get("clips")
-            if not isinstance(clips, h5py.Group):
-                report.problems.append(f"{shard}: no 'clips' group")
-                return
-            for key in clips:
-                clip_id = canonical_id(decode_id(key))
+        with ShardFile(shard) as f:
+            for stored in f.stored_names():
+                clip_id = canonical_id(stored)
                 seen[clip_id] += 1
                 report.clips += 1
-                report.problems.extend(_check_clip(f"{shard.name}:{clip_id}", clips[key], layout, shapes))
+                report.problems.extend(_check_clip(f"{shard.name}:{clip_id}", f.item(stored), layout, shapes))
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         report.problems.append(f"{shard}: cannot be read ({type(exc).__name__}: {exc})")
 

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from pipelines.exit_codes import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_REFUSED
 from pipelines.settings import ExtractSettings, SamplingChoice, SchedulerSettings
 
 console = Console(stderr=True)
@@ -62,12 +63,11 @@ def _scheduler(scheduler: str, cluster: Optional[str], workers: int, threads: in
                   "fingerprint of its extractor, config, weights and sampling, so a rerun skips what is cached "
                   "and recomputes what changed (settings, or a clip's file: size/mtime). Failed clips are "
                   "recorded in the store's errors.jsonl and retried with --rerun-failed (or when their file "
-                  "changes).\n\nExit codes: 0 done (clip failures are recorded, not fatal), 1 a batch of "
-                  "clips was lost (see the log), 2 bad input or a requested feature cannot be computed "
-                  "(e.g. weights missing: the message gives the fetch command), 130 interrupted "
-                  "(Ctrl-C; run the same command to continue).")
+                  "changes). One bad file never stops the batch: it becomes a failed clip with its reason, "
+                  "and files that are not taken are listed in the plan.\n\n" + EXIT_CODES_HELP)
 def extract(
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Directory of videos (mp4/webm/avi/mkv/mov) or manifest CSV (id,path)."),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Directory of media files (any container PyAV opens: mp4, mkv, mov, webm, avi, ts, m4a, wav, …; searched recursively) or manifest CSV (id,path)."),
+    id_from: str = typer.Option("name", "--id-from", help="Clip ids of a folder scan: name (file stem, e.g. 00001) or relpath (path below the folder with extension, e.g. sub/a.mkv: tells apart files that share a stem)."),
     store: Path = typer.Option(Path(os.environ.get("ERI_STORE", "eri_store")), "--store", "-s", help="Feature store directory ($ERI_STORE)."),
     modality: str = typer.Option("all", "--modality", "-m", help="video | audio | all"),
     features: str = typer.Option("", "--features", "-f", help="Comma-separated features (default: every feature of the modality whose weights are available). See --list."),
@@ -76,6 +76,8 @@ def extract(
     every: Optional[int] = typer.Option(None, "--every", help="Sample every n-th decoded frame."),
     face_size: int = typer.Option(224, "--face-size", help="Side of the cached square face crops (112 or 224)."),
     detector: str = typer.Option("short", "--detector", help="BlazeFace model: short (faces within ~2 m) or full (full-range)."),
+    fallback_detector: str = typer.Option("none", "--fallback-detector", help="none | mtcnn: a second pass with MTCNN on the frames where BlazeFace found no face (small or turned faces); the faces feature records per frame which detector found the face (weights: eri-weights fetch mtcnn_pnet mtcnn_rnet mtcnn_onet)."),
+    align: str = typer.Option("none", "--align", help="none (square crop with margin around the face box) | dlib68: crops similarity-aligned so that dlib's 68 landmarks (eye centres, nose tip, mouth corners) sit on the ArcFace five-point template, at --face-size 112 or 224 (weights: eri-weights fetch dlib_shape_predictor_68)."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="Frames/windows per forward pass (mixed across clips)."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N (fp16 autocast on CUDA)."),
     scheduler: str = typer.Option("local", "--scheduler", help="local (LocalCluster on 127.0.0.1) | sync (in-process, for debugging) | tcp://HOST:PORT (existing cluster)."),
@@ -94,6 +96,7 @@ def extract(
     walltime: Optional[str] = typer.Option(None, "--walltime", help="Wall time per SLURM job, HH:MM:SS."),
     jobs: Optional[int] = typer.Option(None, "--jobs", help="SLURM jobs to run at once (default 4)."),
     print_job_script: bool = typer.Option(False, "--print-job-script", help="Print the SLURM job script and exit."),
+    audio_stream: int = typer.Option(0, "--audio-stream", help="Which audio stream of each file the audio features read (0 = the first; the choice is stored on every entry, -v lists files with several)."),
     missing_audio: str = typer.Option("error", "--missing-audio", help="error: a clip without audio fails its audio features; zeros: use silence."),
     rerun_failed: bool = typer.Option(False, "--rerun-failed", help="Retry clips that failed in an earlier run."),
     set_: list[str] = typer.Option([], "--set", help="Feature option, FEATURE.OPTION=VALUE (repeatable), e.g. --set mfcc.n_mfcc=40 --set vggish.postprocess=pca (options: eri-extract --list -v)."),
@@ -126,16 +129,22 @@ def extract(
         raise typer.BadParameter("--modality must be video, audio or all")
     if missing_audio not in ("error", "zeros"):
         raise typer.BadParameter("--missing-audio must be error or zeros")
+    if id_from not in ("name", "relpath"):
+        raise typer.BadParameter("--id-from must be name or relpath")
+    if audio_stream < 0:
+        raise typer.BadParameter("--audio-stream must be 0 or more")
     sched, threads = _scheduler(scheduler, cluster, workers, threads, tasks_per_worker, dashboard, slurm, verbose)
     overrides = _parse_sets(set_)
-    overrides["faces"] = {"size": face_size, "detector": detector, **overrides.get("faces", {})}
+    overrides["faces"] = {"size": face_size, "detector": detector, "fallback_detector": fallback_detector,
+                          "align": align, **overrides.get("faces", {})}
     settings = ExtractSettings(
         modality=modality, features=tuple(f.strip() for f in features.split(",") if f.strip()),
         sampling=_sampling(fps, frames, every), overrides=overrides,
         weights=_parse_weights(weights), batch_size=batch_size, device=device, missing_audio=missing_audio,
-        rerun_failed=rerun_failed, clips_per_task=max(1, clips_per_task), torch_threads=threads, prefetch=prefetch)
+        rerun_failed=rerun_failed, clips_per_task=max(1, clips_per_task), torch_threads=threads, prefetch=prefetch,
+        audio_stream=audio_stream, id_from=id_from)
     from pipelines.dataset import DatasetError
-    from pipelines.run import EXIT_INTERRUPTED, run_extraction
+    from pipelines.run import run_extraction
 
     try:
         code = run_extraction(input, store, settings, sched, dry_run, summary_json, console)
@@ -149,7 +158,7 @@ def extract(
 
 def _fail(message: str) -> None:
     console.print(f"[red]error:[/] {message}", highlight=False)
-    raise typer.Exit(2)
+    raise typer.Exit(EXIT_REFUSED)
 
 
 def main() -> None:

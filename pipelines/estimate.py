@@ -30,6 +30,7 @@ class WorkEstimate:
     probed: int
     worker_seconds: float | None  # None without a timed earlier run of every stage involved
     workers: int | None          # parallel workers the wall time is divided by (None: unknown)
+    seconds_per_byte: float | None = None  # media seconds per file byte of the probed clips
 
     @property
     def wall_seconds(self) -> float | None:
@@ -96,7 +97,7 @@ def estimate_work(plan: Plan, store_root: Path, workers: int | None, probe_limit
         needed = {s: ids for s, ids in stages.items() if ids}
         if needed and all(s in costs for s in needed):
             worker_seconds = sum(costs[s] * sum(sizes[c] for c in ids) * rate for s, ids in needed.items())
-    return WorkEstimate(len(todo), sum(sizes.values()), media, probed, worker_seconds, workers)
+    return WorkEstimate(len(todo), sum(sizes.values()), media, probed, worker_seconds, workers, rate)
 
 
 def _history_path(store_root: Path) -> Path:

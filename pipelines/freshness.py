@@ -50,8 +50,8 @@ def read_sources(reader: FeatureReader, ids: Iterable[str]) -> dict[str, SourceK
     """(size, mtime) stored with each clip of `ids` that has them."""
     out: dict[str, SourceKey] = {}
     for clip_id in ids:
-        attrs = reader.group(clip_id).attrs
-        size, mtime = attrs.get("size"), attrs.get("mtime")
+        item = reader.item(clip_id)
+        size, mtime = item.attr("size"), item.attr("mtime")
         if size is not None and mtime is not None:
             out[clip_id] = (int(size), float(mtime))
     return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from extract.catalog import catalog
-from extract.specs import FeatureSpec
+from extract.specs import STORAGE_OPTION, FeatureSpec
 from extract.weights import WeightsCorrupt, WeightsMissing, resolve
 from feature_store import FeatureDir, FeatureStore, fingerprint_of
 from pipelines.dataset import Clip
@@ -81,12 +81,17 @@ def requested_specs(settings: ExtractSettings) -> list[FeatureSpec]:
     return ordered
 
 
-def _input_description(spec: FeatureSpec, settings: ExtractSettings, upstream: dict[str, str]) -> dict[str, Any]:
-    if spec.input == "frames":
-        return {"sampling": settings.sampling.as_dict()}
+def _input_description(spec: FeatureSpec, settings: ExtractSettings, upstream: dict[str, str],
+                       config: dict[str, Any]) -> dict[str, Any]:
+    if spec.input == "frames":  # a feature with its own sampling (pose) does not change with --fps
+        own = getattr(spec.resolve_config(config), "sampling", None)
+        return {"sampling": own.describe() if own is not None else settings.sampling.as_dict()}
     if spec.input == "faces":
         return {"faces": upstream["faces"]}
-    return {"sample_rate": AUDIO_SAMPLE_RATE, "missing_audio": settings.missing_audio}
+    described = {"sample_rate": AUDIO_SAMPLE_RATE, "missing_audio": settings.missing_audio}
+    if settings.audio_stream:  # only then, so that the first stream's fingerprints stay what they were
+        described["audio_stream"] = settings.audio_stream
+    return described
 
 
 def _resolve_weights(spec: FeatureSpec, config: dict[str, Any], settings: ExtractSettings) -> list[tuple[str, str, str]]:
@@ -102,16 +107,25 @@ def make_job(spec: FeatureSpec, settings: ExtractSettings, upstream: dict[str, s
     """The job for `spec` under today's settings; `upstream` = fingerprints of the features it reads."""
     if not isinstance(upstream, dict):
         upstream = {"faces": upstream} if upstream else {}
-    config = spec.config_with(settings.overrides.get(spec.name, {}))
+    overrides = dict(settings.overrides.get(spec.name, {}))
+    storage = overrides.pop(STORAGE_OPTION, None)
+    config = spec.config_with(overrides)
     weights = _resolve_weights(spec, config, settings)
     first = weights[0] if weights else (None, None, None)
     hashed = {"feature": spec.name, "version": spec.version, "config": config,
               "weights": {"entry": first[0], "sha256": first[2]},
-              "input": _input_description(spec, settings, upstream)}
+              "input": _input_description(spec, settings, upstream, config)}
     if len(weights) > 1:  # only then, so that single-entry fingerprints stay what they were
         hashed["more_weights"] = [{"entry": e, "sha256": sha} for e, _, sha in weights[1:]]
     paths = {e: path for e, path, _ in weights}
     shape = spec.output_shape(config, paths)
+    try:
+        stored = shape.stored_as(storage)
+    except ValueError as exc:
+        raise ValueError(f"{spec.name}: {exc}") from None
+    if stored.dtype != shape.dtype:  # only then, so that default-dtype fingerprints stay what they were
+        hashed["storage_dtype"] = stored.dtype
+    shape = stored
     spec_json = {**hashed, "modality": spec.modality, **shape.as_spec(), "description": spec.description}
     return FeatureJob(spec.name, spec.modality, fingerprint_of(hashed), config, spec_json, first[1], paths)
 

@@ -6,7 +6,9 @@ PyAV lacks libx264), with speech (pipelines.sample_voice) as AAC; the per-frame 
 known exactly. Kinds (see VARIANTS): face, no_face, no_audio, odd_fps (29.97), low_fps
 (12.5), vfr, late_start (first frame at 1 s), rotated (display matrix 90°), truncated
 (index present, data cut), truncated_index (MP4 cut before its index), zero_length,
-not_media. Labels are derived from each clip's parameters (look and voice), so a model
+not_media, corrupt_packet (one video packet in the middle overwritten), two_audio (a second
+audio stream, a different voice), audio_only (no video stream; give a .m4a path). The
+container follows the file extension (pipelines.sample_encode). Labels are derived from each clip's parameters (look and voice), so a model
 trained on the features has something real to learn.
 
     python -m pipelines.sample_data OUT_DIR --clips 24
@@ -108,7 +110,9 @@ class ClipOptions:
     start_time: float = 0.0
     rotation: int = 0             # counter-clockwise display rotation written as side data
     faststart: bool = False       # MP4 index at the front (then a cut file still opens)
-    damage: str | None = None     # None | truncate | zero_length | not_media
+    damage: str | None = None     # None | truncate | zero_length | not_media | corrupt_packet
+    video: bool = True            # False: audio only
+    second_audio: bool = False    # a second audio stream (another voice: pitch × 1.5, slower)
     audio_rate: int = 44100
     voice: str = "auto"
 
@@ -126,6 +130,9 @@ VARIANTS: dict[str, dict] = {
     "truncated_index": {"damage": "truncate"},
     "zero_length": {"damage": "zero_length"},
     "not_media": {"damage": "not_media"},
+    "corrupt_packet": {"damage": "corrupt_packet"},
+    "two_audio": {"second_audio": True},
+    "audio_only": {"video": False},
 }
 
 
@@ -140,20 +147,24 @@ def make_clip(path: str | Path, kind: str = "face", *, seed: int = 0, params: Cl
     path.parent.mkdir(parents=True, exist_ok=True)
     times = _frame_times(opts, np.random.default_rng(seed + 1))
     frames, boxes = _render(opts, params, times)
-    wave = None
+    wave, extra = None, ()
     if opts.audio:
         wave = speech(opts.duration, opts.audio_rate, f0=params.f0, syllable_rate=params.syllable_rate,
                       loudness=params.loudness, seed=seed, voice=opts.voice)
+    if opts.second_audio:
+        extra = (speech(opts.duration, opts.audio_rate, f0=1.5 * params.f0, syllable_rate=0.7 * params.syllable_rate,
+                        loudness=params.loudness, seed=seed + 1, voice=opts.voice),)
     from pipelines.sample_encode import encode
 
-    encode(path, frames, times, wave, fps=opts.fps, audio_rate=opts.audio_rate, start_time=opts.start_time,
-           rotation=opts.rotation, vfr=opts.vfr, faststart=opts.faststart)
+    encode(path, frames if opts.video else None, times, wave, fps=opts.fps, audio_rate=opts.audio_rate,
+           start_time=opts.start_time, rotation=opts.rotation, vfr=opts.vfr, faststart=opts.faststart,
+           extra_waves=extra)
     _damage(path, opts.damage)
     w, h = opts.size
     return SampleClip(path=path, kind=kind, params=params, fps=len(times) / opts.duration if opts.vfr else opts.fps,
                       times=times, face_boxes=boxes, size=(w, h),
                       has_audio=opts.audio, duration=opts.duration, start_time=opts.start_time,
-                      rotation=opts.rotation, decodable=opts.damage is None)
+                      rotation=opts.rotation, decodable=opts.damage in (None, "corrupt_packet"))
 
 
 def _frame_times(opts: ClipOptions, rng: np.random.Generator) -> np.ndarray:
@@ -202,8 +213,23 @@ def _damage(path: Path, how: str | None) -> None:
     elif how == "truncate":
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
+    elif how == "corrupt_packet":
+        _overwrite_middle_video_packet(path)
     else:
         raise ValueError(f"unknown damage {how!r}")
+
+
+def _overwrite_middle_video_packet(path: Path) -> None:
+    """Fill the bytes of the middle video packet with 0xFF: the decoder rejects that packet (an
+    invalid NAL unit size for H.264); the container and every other packet stay intact."""
+    import av
+
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size and p.pos]
+    pos, size = packets[len(packets) // 2]
+    data = bytearray(path.read_bytes())
+    data[pos:pos + size] = b"\xff" * size
+    path.write_bytes(bytes(data))
 
 
 @dataclass

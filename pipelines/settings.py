@@ -32,6 +32,8 @@ class ExtractSettings:
     clips_per_task: int = 8
     torch_threads: int = 1  # per worker process; 0 = decided on the worker (cores on its host / its workers)
     prefetch: bool = True   # decode the next clip in a thread while faces are detected in this one
+    audio_stream: int = 0   # which audio stream of each file the audio features read (0 = the first)
+    id_from: Literal["name", "relpath"] = "name"  # clip ids of a folder scan: file stem or relative path
 
 
 def usable_cores() -> int:

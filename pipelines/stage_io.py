@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import traceback
 from typing import Any, Callable
 
@@ -22,6 +24,16 @@ def feature_dir(task: Task, job: JobRef) -> FeatureDir:
 
 def reason(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
+
+
+def store_reason(exc: Exception) -> str:
+    """A store write error in one line (HDF5 wraps ENOSPC in a paragraph of internals, as an
+    OSError or, from some calls, a RuntimeError that names the errno only in its text)."""
+    errno = getattr(exc, "errno", None)
+    if errno:
+        return os.strerror(errno)
+    found = re.search(r"error message = '([^']+)'", str(exc))
+    return found.group(1) if found else reason(exc).splitlines()[0][:200]
 
 
 def load_crops(task: Task, ids: list[str], crops: dict[str, FeatureOutput], ctx: ClipContext) -> None:
@@ -60,40 +72,65 @@ def run_isolated(run: Callable[[list[str]], list[FeatureOutput]], ids: list[str]
 
 def write_outputs(store: FeatureStore, job: JobRef, outputs: dict[str, FeatureOutput], ctx: ClipContext,
                   result: TaskResult, failures: dict[str, str] | None = None) -> None:
-    """One shard with the clips that worked; the others (or those the store refuses) as errors."""
+    """One shard with the clips that worked; the others (or those the store refuses) as errors.
+    A store that cannot be written (read-only, disk full) fails this feature's clips, not the task."""
     failures = {**ctx.failures, **(failures or {})}
     attrs: dict[str, dict[str, Any]] = {}
     for clip_id, out in outputs.items():
         try:
             attrs[clip_id] = {**ctx.source(clip_id), "duration": float(ctx.durations.get(clip_id, 0.0)),
                               "extractor": job.name, "extractor_version": job.spec_json["version"],
+                              **ctx.media_attrs.get(clip_id, {}),
                               **(ctx.face_qa.get(clip_id, {}) if job.name != "faces" else {}), **out.qa}
         except OSError as exc:  # the file vanished meanwhile
             failures[clip_id] = reason(exc)
-    fd = store.feature_dir(job.name, job.fingerprint, spec=job.spec_json)  # created only now
-    written = []
-    if attrs:
-        with result.timed(job.name), fd.open_shard() as shard:
-            for clip_id, clip_attrs in attrs.items():
-                out = outputs[clip_id]
-                try:
-                    shard.add(clip_id, np.asarray(out.data), np.asarray(out.times), attrs=clip_attrs,
-                              extras=out.extras)
-                except (ValueError, TypeError) as exc:  # e.g. no rows, NaN, wrong shape: this clip only
-                    failures[clip_id] = reason(exc)
-                    continue
-                written.append(clip_id)
-                for key, value in out.qa.items():
-                    result.qa.setdefault(f"{job.name}.{key}", []).append(float(value))
+    written: list[str] = []
+    try:
+        fd = store.feature_dir(job.name, job.fingerprint, spec=job.spec_json)  # created only now
+        if attrs:
+            written = _write_shard(fd, job, outputs, attrs, failures, result)
+    except (OSError, RuntimeError) as exc:  # the shard was discarded whole: nothing half-written is published
+        why = f"cannot write to the store: {store_reason(exc)}"
+        failures.update(dict.fromkeys(attrs, why))
+        written = []
     result.done[job.name] = result.done.get(job.name, 0) + len(written)
     result.stage_media[job.name] = result.stage_media.get(job.name, 0.0) + \
         sum(ctx.durations.get(c, 0.0) for c in written)
-    for clip_id in job.clip_ids:
-        if clip_id in written:
-            continue
-        why = failures.get(clip_id, "no output (unknown reason)")
-        record_error(fd, clip_id, ctx.paths[clip_id], why)
+    fail_clips(store, job, [c for c in job.clip_ids if c not in written], ctx, result, failures)
+
+
+def _write_shard(fd: FeatureDir, job: JobRef, outputs: dict[str, FeatureOutput], attrs: dict[str, dict[str, Any]],
+                 failures: dict[str, str], result: TaskResult) -> list[str]:
+    written = []
+    with result.timed(job.name), fd.open_shard() as shard:
+        for clip_id, clip_attrs in attrs.items():
+            out = outputs[clip_id]
+            try:
+                shard.add(clip_id, np.asarray(out.data), np.asarray(out.times), attrs=clip_attrs,
+                          extras=out.extras)
+            except (ValueError, TypeError) as exc:  # e.g. no rows, NaN, wrong shape: this clip only
+                failures[clip_id] = reason(exc)
+                continue
+            written.append(clip_id)
+            for key, value in out.qa.items():
+                result.qa.setdefault(f"{job.name}.{key}", []).append(float(value))
+    return written
+
+
+def fail_clips(store: FeatureStore, job: JobRef, ids: list[str], ctx: ClipContext, result: TaskResult,
+               failures: dict[str, str], default: str = "no output (unknown reason)") -> None:
+    """Count `ids` as failed for this job and record each in its errors.jsonl (if the store lets us)."""
+    for clip_id in ids:
+        why = failures.get(clip_id, default)
         result.failed.setdefault(job.name, []).append((clip_id, why))
+        try:
+            record_error(store.feature_dir(job.name, job.fingerprint, spec=job.spec_json), clip_id,
+                         ctx.paths[clip_id], why)
+        except OSError as exc:
+            result.unrecorded += 1
+            note = f"{job.name}: cannot record failures in errors.jsonl: {store_reason(exc)}"
+            if note not in result.store_errors:
+                result.store_errors.append(note)
 
 
 def record_error(fd: FeatureDir, clip_id: str, path: str, why: str) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from extract.specs import FeatureOutput
 from feature_store import FeatureStore
 from pipelines.freshness import split_by_freshness
-from pipelines.stage_io import feature_dir, load_crops, reason, run_isolated, write_outputs
+from pipelines.stage_io import fail_clips, feature_dir, load_crops, reason, run_isolated, write_outputs
 from pipelines.task_types import FACE_QA_KEYS, ClipContext, JobRef, Task, TaskResult
 from pipelines.worker import extractor_for, set_torch_threads
 
@@ -65,22 +65,57 @@ def _extractor(task: Task, job: JobRef, result: TaskResult):
                              job.weights)
 
 
+def _loaded(task: Task, store: FeatureStore, job: JobRef, ids: list[str], ctx: ClipContext, result: TaskResult):
+    """(extractor, lock), or None after failing `ids` for this feature alone if its model cannot be built."""
+    try:
+        return _extractor(task, job, result)
+    except Exception as exc:  # noqa: BLE001 — a broken model fails its own feature, not the others
+        why = f"{job.name}: cannot load the model: {reason(exc)}"
+        log.error("%s", why)
+        fail_clips(store, job, ids, ctx, result, {}, default=why)
+        return None
+
+
 # -- video ---------------------------------------------------------------------------------------
+def _spec(job: JobRef):
+    from extract.catalog import catalog
+
+    return catalog().get(job.name)
+
+
+def _sampling_of(job: JobRef, task: Task):
+    """The frames a frames-input feature reads: its config's own `sampling` (pose: 2 fps), else the run's."""
+    from extract.media import Sampling
+
+    own = getattr(_spec(job).resolve_config(job.config), "sampling", None)
+    return own or Sampling(**task.sampling)
+
+
 def _run_video(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipContext, result: TaskResult) -> None:
-    face_job = next((j for j in jobs if j.name == "faces"), None)
-    backbones = [j for j in jobs if j.name != "faces"]
+    frame_jobs = [j for j in jobs if _spec(j).input == "frames"]  # faces, pose: read decoded frames
+    backbones = [j for j in jobs if j not in frame_jobs]           # read the cached face crops
+    face_job = next((j for j in frame_jobs if j.name == "faces"), None)
     to_detect = set(face_job.clip_ids) if face_job else set()
     crops: dict[str, FeatureOutput] = {}
     cached = sorted({c for j in backbones for c in j.clip_ids} - to_detect)
     if cached:
         load_crops(task, cached, crops, ctx)
-    if face_job is not None:
-        outputs = _detect(task, face_job, ctx, result)
-        crops.update(outputs)
-        write_outputs(store, face_job, outputs, ctx, result)
+    if frame_jobs:
+        outputs, failures = _frames_stage(task, store, frame_jobs, ctx, result)
+        for job in frame_jobs:
+            if job.name in outputs:
+                write_outputs(store, job, outputs[job.name], ctx, result, failures[job.name])
+        crops.update(outputs.get("faces", {}))
+        for clip_id in to_detect - crops.keys():
+            ctx.failures.setdefault(clip_id, failures.get("faces", {}).get(
+                clip_id, "no face crops: the faces stage failed for this clip"))
     for job in backbones:
         ids = [c for c in job.clip_ids if c in crops]
-        extractor, lock = _extractor(task, job, result)
+        loaded = _loaded(task, store, job, ids, ctx, result)
+        if loaded is None:
+            fail_clips(store, job, [c for c in job.clip_ids if c not in crops], ctx, result, ctx.failures)
+            continue
+        extractor, lock = loaded
         failures: dict[str, str] = {}
         with lock, result.timed(job.name):
             outputs = run_isolated(
@@ -90,38 +125,68 @@ def _run_video(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipCon
     result.media_seconds += sum(ctx.durations.get(c, 0.0) for c in {c for j in jobs for c in j.clip_ids})
 
 
-def _detect(task: Task, job: JobRef, ctx: ClipContext, result: TaskResult) -> dict[str, FeatureOutput]:
-    from extract.media import Sampling, decode_frames
+def _frames_stage(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipContext, result: TaskResult
+                  ) -> tuple[dict[str, dict[str, FeatureOutput]], dict[str, dict[str, str]]]:
+    """Decode each clip once for every frames-input feature (each gets the frames its sampling
+    selects; the next clip decodes in a thread meanwhile) and run them: ({job: {clip: output}},
+    {job: {clip: why it failed}}). A feature whose model cannot load is failed and left out."""
+    from extract.media import decode_frames_multi
 
-    sampling = Sampling(**task.sampling)
+    models = {}
+    for job in jobs:
+        loaded = _loaded(task, store, job, list(job.clip_ids), ctx, result)
+        if loaded is None and job.name == "faces":
+            ctx.failures.update(dict.fromkeys(job.clip_ids, "no face crops: the faces model could not be loaded"))
+        if loaded is not None:
+            models[job.name] = loaded
+    jobs = [j for j in jobs if j.name in models]
+    samplings = {j.name: _sampling_of(j, task) for j in jobs}
+    wanted = {c: [j for j in jobs if c in j.clip_ids] for j in jobs for c in j.clip_ids}
+    order = [c for c, _ in task.clips if c in wanted]
 
     def decode(clip_id: str):
+        distinct = list(dict.fromkeys(samplings[j.name] for j in wanted[clip_id]))
         start = time.perf_counter()
         try:
-            return decode_frames(ctx.paths[clip_id], sampling), time.perf_counter() - start
+            frames = decode_frames_multi(ctx.paths[clip_id], distinct)
+            return dict(zip(distinct, frames)), time.perf_counter() - start
         except Exception as exc:  # noqa: BLE001 — any per-clip failure is recorded, never fatal
             return exc, time.perf_counter() - start
 
-    detector, lock = _extractor(task, job, result)
-    outputs: dict[str, FeatureOutput] = {}
-    for clip_id, (frames, seconds) in _in_order(decode, list(job.clip_ids), task.prefetch):
+    outputs = {j.name: {} for j in jobs}
+    failures: dict[str, dict[str, str]] = {j.name: {} for j in jobs}
+    for clip_id, (decoded, seconds) in _in_order(decode, order, task.prefetch):
         result.stage_seconds["decode:video"] = result.stage_seconds.get("decode:video", 0.0) + seconds
-        if isinstance(frames, BaseException):
-            ctx.failures[clip_id] = reason(frames)
+        if isinstance(decoded, BaseException):
+            ctx.failures[clip_id] = reason(decoded)
             continue
-        ctx.durations[clip_id] = frames.duration
-        result.frames += len(frames.times)
-        result.stage_media["decode:video"] = result.stage_media.get("decode:video", 0.0) + frames.duration
-        try:
-            with lock, result.timed("faces"):
-                out = detector.run([frames])[0]
-        except Exception as exc:  # noqa: BLE001
-            ctx.failures[clip_id] = reason(exc)
-            continue
-        out.qa["fps"] = float(frames.fps)
-        ctx.face_qa[clip_id] = {k: out.qa[k] for k in FACE_QA_KEYS if k in out.qa}
-        outputs[clip_id] = out
-    return outputs
+        first = next(iter(decoded.values()))
+        ctx.durations[clip_id] = first.duration
+        _note_damage(clip_id, first, ctx, result)
+        result.frames += max(len(f.times) for f in decoded.values())
+        result.stage_media["decode:video"] = result.stage_media.get("decode:video", 0.0) + first.duration
+        for job in wanted[clip_id]:
+            frames = decoded[samplings[job.name]]
+            extractor, lock = models[job.name]
+            try:
+                with lock, result.timed(job.name):
+                    out = extractor.run([frames])[0]
+            except Exception as exc:  # noqa: BLE001
+                failures[job.name][clip_id] = reason(exc)
+                continue
+            if job.name == "faces":
+                out.qa["fps"] = float(frames.fps)
+                ctx.face_qa[clip_id] = {k: out.qa[k] for k in FACE_QA_KEYS if k in out.qa}
+            outputs[job.name][clip_id] = out
+    return outputs, failures
+
+
+def _note_damage(clip_id: str, frames, ctx: ClipContext, result: TaskResult) -> None:
+    note = frames.damage_note()
+    if note:
+        ctx.media_attrs.setdefault(clip_id, {}).update(
+            frames_lost=int(frames.lost), corrupt_packets=int(frames.corrupt_packets), decode_warning=note)
+        result.notes.append({"clip": clip_id, "note": note})
 
 
 def _in_order(fn: Callable[[str], Any], ids: list[str], prefetch: bool) -> Iterator[tuple[str, Any]]:
@@ -148,19 +213,37 @@ def _run_audio(task: Task, store: FeatureStore, jobs: list[JobRef], ctx: ClipCon
     with result.timed("decode:audio"):
         for clip_id in needed:
             try:
-                audio = decode_audio(ctx.paths[clip_id], sample_rate=AUDIO_RATE, missing=task.missing_audio)
-                waves[clip_id], ctx.durations[clip_id] = audio.samples, audio.duration
+                audio = decode_audio(ctx.paths[clip_id], sample_rate=AUDIO_RATE, missing=task.missing_audio,
+                                     stream=task.audio_stream)
             except Exception as exc:  # noqa: BLE001
                 ctx.failures[clip_id] = reason(exc)
+                continue
+            waves[clip_id], ctx.durations[clip_id] = audio.samples, audio.duration
+            _note_audio(clip_id, audio, ctx, result)
     result.stage_media["decode:audio"] = sum(ctx.durations.values())
     for job in jobs:
         ids = [c for c in job.clip_ids if c in waves]
-        extractor, lock = _extractor(task, job, result)
+        loaded = _loaded(task, store, job, ids, ctx, result)
+        if loaded is None:
+            fail_clips(store, job, [c for c in job.clip_ids if c not in waves], ctx, result, ctx.failures)
+            continue
+        extractor, lock = loaded
         failures: dict[str, str] = {}
         with lock, result.timed(job.name):
             outputs = run_isolated(lambda batch: extractor.run([waves[c] for c in batch], AUDIO_RATE),
-                                    ids, failures)
+                                   ids, failures)
         write_outputs(store, job, outputs, ctx, result, failures)
     result.media_seconds += sum(ctx.durations.values())
 
 
+def _note_audio(clip_id: str, audio, ctx: ClipContext, result: TaskResult) -> None:
+    """Which audio stream was used (stored on the clip's entries), and damage, as notes."""
+    attrs = ctx.media_attrs.setdefault(clip_id, {})
+    attrs.update(audio_source=audio.source, audio_stream=int(audio.stream), audio_streams=int(audio.streams))
+    if audio.streams > 1:
+        result.notes.append({"clip": clip_id, "note": f"{audio.streams} audio streams; used #{audio.stream} "
+                                                      "(--audio-stream N for another)"})
+    if audio.corrupt_packets:
+        attrs.update(audio_corrupt_packets=int(audio.corrupt_packets))
+        result.notes.append({"clip": clip_id, "note": f"{audio.corrupt_packets} corrupt audio packet(s) "
+                                                      "replaced by silence"})

@@ -38,6 +38,7 @@ class Task:
     missing_audio: str
     torch_threads: int  # 0: the worker's share of its host
     prefetch: bool = True  # decode the next clip while detecting faces in this one
+    audio_stream: int = 0  # which audio stream of each file (0 = the first)
 
 
 @dataclass
@@ -51,6 +52,9 @@ class TaskResult:
     qa: dict[str, list[float]] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # worker time per stage
     stage_media: dict[str, float] = field(default_factory=dict)    # media seconds through each stage
+    notes: list[dict[str, str]] = field(default_factory=list)      # per clip: decode damage, stream choice
+    store_errors: list[str] = field(default_factory=list)          # the store refused a write (why)
+    unrecorded: int = 0                                            # failures errors.jsonl could not take
     worker: str = ""
 
     @contextmanager
@@ -69,6 +73,7 @@ class ClipContext:
         self.paths = dict(clips)
         self.durations: dict[str, float] = {}
         self.face_qa: dict[str, dict[str, float]] = {}
+        self.media_attrs: dict[str, dict[str, Any]] = {}  # clip -> decode facts stored on its entries
         self.failures: dict[str, str] = {}  # clip -> reason, for every feature of the task
         self._sources: dict[str, dict[str, Any]] = {}
 

@@ -17,16 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from extract.audio.deepspectrum_render import check_mode, render_windows
 from extract.audio.logmel import frame
 from extract.audio.windows import SAMPLE_RATE, check_waves, frame_times
 from extract.specs import BuildOptions, FeatureOutput, FeatureSpec, OutputShape
-from extract.video.backbone import IMAGENET_MEAN, IMAGENET_STD
 
 INPUT_SIZE = 224
 EMBEDDING_DIM = 1024
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # Keras 'torch' mode = torchvision's normalisation
+IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS = "densenet121"
 
 DESCRIPTION = (
@@ -78,9 +78,11 @@ def resize_images(images: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     return out
 
 
-def normalise(images: np.ndarray, device: str = "cpu") -> torch.Tensor:
+def normalise(images: np.ndarray, device: str = "cpu") -> "torch.Tensor":
     """uint8 (B, H, W, 3) RGB -> float (B, 3, H, W): x/255, then (x − mean)/std per channel (float32,
     the same operations in the same order as Keras' preprocess_input in 'torch' mode)."""
+    import torch
+
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device).float().div_(255.0)
     x = x.sub_(torch.tensor(IMAGENET_MEAN, device=device)).div_(torch.tensor(IMAGENET_STD, device=device))
     return x.permute(0, 3, 1, 2)
@@ -124,6 +126,8 @@ class DeepSpectrumExtractor:
 
     def embed_images(self, images: np.ndarray) -> np.ndarray:
         """(B, 227, 227, 3) uint8 -> (B, 1024) float32."""
+        import torch
+
         x = normalise(resize_images(images), self.device)
         with torch.inference_mode():
             return self.model.embed(x).float().cpu().numpy()
@@ -144,6 +148,8 @@ def build(options: BuildOptions) -> DeepSpectrumExtractor:
 
 def random_weights(root, config: DeepSpectrumConfig) -> None:
     """A random-initialised DenseNet121 in torchvision's layout."""
+    import torch
+
     from extract.nets.densenet import densenet121
 
     torch.manual_seed(0)

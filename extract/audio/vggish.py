@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
 
 from extract.audio.logmel import VGGISH_EXAMPLE_SECONDS, VGGISH_SR, vggish_examples
 from extract.audio.windows import check_waves, frame_times
@@ -65,6 +64,8 @@ class VGGishExtractor:
 
     def embed(self, examples: np.ndarray) -> np.ndarray:
         """(N, 96, 64) log-mel examples -> (N, 128) float32, post-processed as configured."""
+        import torch
+
         parts = []
         with torch.inference_mode():
             for i in range(0, len(examples), self.batch_size):
@@ -111,6 +112,8 @@ def weights_entries(config: VGGishConfig) -> tuple[str, ...]:
 def random_weights(root, config: VGGishConfig) -> None:
     """Random-initialised files in the released layouts: vggish-*.pth (features + embeddings) and
     vggish_pca_params-*.pth ({pca_eigen_vectors, pca_means flat})."""
+    import torch
+
     from extract.nets.vggish import VGGish
 
     torch.manual_seed(0)

@@ -13,11 +13,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from extract.nets.resnet_layout import FEATURE_DIM, WIDTHS, map_side  # noqa: F401 (re-exported)
 from extract.nets.strict import CheckpointMismatch, load_strict
-
-WIDTHS = (64, 128, 256, 512)
-FEATURE_DIM = WIDTHS[-1]
-
 
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
@@ -54,6 +51,13 @@ class ResNet18(nn.Module):
             cin = cout
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(FEATURE_DIM, num_classes)
+
+    def forward_maps(self, x: torch.Tensor, stage: int = 3) -> torch.Tensor:
+        """(B, 3, H, W) → (B, C, h, w): the output of `layer{stage}` (stage 3: C = 256, h = w = H/16)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for i in range(1, stage + 1):
+            x = getattr(self, f"layer{i}")(x)
+        return x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised RGB → (B, 512) globally average-pooled features."""

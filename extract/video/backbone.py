@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from extract.specs import FeatureOutput
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's normalisation of [0, 1] RGB
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
@@ -37,9 +37,10 @@ class FrozenImageBackbone:
     """Batches face crops of many clips through `forward` and splits the results."""
 
     def __init__(self, model: torch.nn.Module, forward: Callable[[torch.Tensor], dict[str, torch.Tensor]],
-                 preprocess: Callable[[np.ndarray, str], torch.Tensor], widths: dict[str, int],
+                 preprocess: Callable[[np.ndarray, str], torch.Tensor], widths: dict[str, int | tuple[int, ...]],
                  batch_size: int = 64, device: str = "cpu") -> None:
-        """widths: {"data": D, <extra>: k} — the row widths `forward` returns (for clips without frames)."""
+        """widths: {"data": D or a row shape such as (N, D), <extra>: k} — the rows `forward` returns
+        (needed for clips without frames)."""
         self.model = model.eval().requires_grad_(False).to(device)
         self.widths = dict(widths)
         self.forward = forward
@@ -56,7 +57,7 @@ class FrozenImageBackbone:
                 for key, value in self._run_batch(frames[start:start + self.batch_size]).items():
                     outputs.setdefault(key, []).append(value)
         merged = {k: np.concatenate(v, axis=0) for k, v in outputs.items()} or \
-            {k: np.zeros((0, w), np.float32) for k, w in self.widths.items()}
+            {k: np.zeros((0, *np.atleast_1d(w)), np.float32) for k, w in self.widths.items()}
         return self._split(merged, counts, times)
 
     def _run_batch(self, frames: np.ndarray) -> dict[str, np.ndarray]:

@@ -56,15 +56,10 @@ def _build(opts: BuildOptions):
 
 def random_weights(root: Path, config) -> None:
     """A random-initialised mini-Xception in our torch layout (what fetch converts the Keras file to)."""
-    import torch
-    from safetensors.torch import save_file
-
     from extract.nets.minixception import MiniXception
+    from extract.weights.state_dict import write_random_checkpoint
 
-    torch.manual_seed(0)
-    (root / NAME).mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in MiniXception().state_dict().items()}
-    save_file(state, str(root / NAME / f"{NAME}.safetensors"))
+    write_random_checkpoint(root, NAME, lambda: MiniXception())
 
 
 SPEC = FeatureSpec(

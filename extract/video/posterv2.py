@@ -51,17 +51,12 @@ def shape(config: NoOptions, weights: dict[str, str]) -> OutputShape:
     return OutputShape((FEATURE_DIM,), None, {"logits": head[0] if head else DECLARED_CLASSES})
 
 
-def random_weights(root: Path, config: NoOptions) -> None:
+def random_weights(root: Path, config) -> None:
     """A random-initialised POSTER V2 (official parameter names, 7 classes)."""
-    import torch
-    from safetensors.torch import save_file
-
     from extract.nets.posterv2 import PosterV2
+    from extract.weights.state_dict import write_random_checkpoint
 
-    torch.manual_seed(0)
-    (root / NAME).mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in PosterV2(DECLARED_CLASSES).state_dict().items()}
-    save_file(state, str(root / NAME / f"{NAME}.safetensors"))
+    write_random_checkpoint(root, NAME, lambda: PosterV2(DECLARED_CLASSES))
 
 
 SPEC = FeatureSpec(

@@ -60,17 +60,12 @@ def shape(config: ResNet18Config, weights: dict[str, str]) -> OutputShape:
     return OutputShape((FEATURE_DIM,), None, {"logits": fc[0] if fc else DECLARED_CLASSES})
 
 
-def random_weights(root: Path, config: ResNet18Config) -> None:
+def random_weights(root: Path, config) -> None:
     """A random-initialised ResNet18 in torchvision's layout with an AffectNet-8 head."""
-    import torch
-    from safetensors.torch import save_file
-
     from extract.nets.resnet import ResNet18
+    from extract.weights.state_dict import write_random_checkpoint
 
-    torch.manual_seed(0)
-    (root / NAME).mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in ResNet18(DECLARED_CLASSES).state_dict().items()}
-    save_file(state, str(root / NAME / f"{NAME}.safetensors"))
+    write_random_checkpoint(root, NAME, lambda: ResNet18(DECLARED_CLASSES))
 
 
 SPEC = FeatureSpec(

@@ -84,8 +84,11 @@ where, size, license. Files are hashed and checked (once per process)."""
 
 @app.command("verify")
 def verify_cmd() -> None:
-    """Check every present entry's sha256; exit 1 if anything is corrupt or ambiguous."""
-    table, bad = _table(verbose_sha=True)
+    """Check every present entry's sha256 (read from the files again); exit 1 if anything is corrupt or ambiguous."""
+    from extract.weights.manifest import fresh_hashes
+
+    with fresh_hashes():
+        table, bad = _table(verbose_sha=True)
     out.print(table)
     if bad:
         _fail(f"{bad} entr{'y is' if bad == 1 else 'ies are'} corrupt or ambiguous")

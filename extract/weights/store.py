@@ -88,6 +88,8 @@ def install_file(entry: WeightsEntry, source: Path, origin: str, *, source_sha25
                 tensors = load_converter(entry.converter)(source)
         except ConverterUnavailable as exc:
             pending = str(exc)
+    if tensors is not None and entry.layout_check:  # refuse another architecture before storing anything
+        load_converter(entry.layout_check)(tensors, str(source))
     d = _start(entry)
     m = Manifest(entry.name, main=entry.filename, origin=origin, source_sha256=source_sha256,
                  pinned=pinned, converter=entry.converter, converted=not pending, pending_reason=pending)

@@ -103,4 +103,4 @@ def open_executor(settings: SchedulerSettings, worker_env: dict[str, str]) -> It
         options["job_script_prologue"] = [*options.get("job_script_prologue", []), *prologue]
     with slurm_cluster(options, settings.tasks_per_worker) as cluster, Client(cluster) as client:
         note = f"submitted {options['jobs']} SLURM job(s); tasks start as their workers connect"
-        yield DaskExecutor(client, "slurm", note=note)
+        yield DaskExecutor(client, "slurm", int(options["jobs"]) * int(options["processes"]), note=note)

@@ -22,4 +22,5 @@ def open_executor(settings: SchedulerSettings, worker_env: dict[str, str]) -> It
     except OSError as exc:
         raise ConnectionError(f"cannot reach the Dask scheduler at {settings.address}: {exc}") from None
     with client:
-        yield DaskExecutor(client, "tcp")
+        workers = len(client.scheduler_info(n_workers=-1).get("workers", {})) or None
+        yield DaskExecutor(client, "tcp", workers)

@@ -63,12 +63,22 @@ def test_policies_on_sample_clip(sample_clip):
 def test_only_selected_frames_are_converted_to_rgb(sample_clip, monkeypatch):
     calls = []
     original = media._to_rgb
-    monkeypatch.setattr(media, "_to_rgb", lambda frame: calls.append(frame.pts) or original(frame))
+    monkeypatch.setattr(media, "_to_rgb", lambda frame, *a: calls.append(frame.pts) or original(frame, *a))
     decode_frames(sample_clip.path, Sampling(every=30))
     assert len(calls) == 3  # not 75
     calls.clear()
     decode_frames(sample_clip.path, Sampling(frames=4))
     assert len(calls) == 4
+
+
+def test_reused_reformatter_gives_the_same_pixels_as_to_ndarray(sample_clip):
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()
+    with av.open(str(sample_clip.path)) as container:
+        for frame, _ in zip(container.decode(video=0), range(5)):
+            np.testing.assert_array_equal(media._to_rgb(frame, reformatter), frame.to_ndarray(format="rgb24"))
 
 
 @pytest.mark.parametrize("kind, fps", [("odd_fps", 30000 / 1001), ("low_fps", 12.5), ("vfr", None)])
@@ -197,3 +207,18 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
     _write_tone(tmp_path / "a.wav")
     with pytest.raises(MediaError, match="no video stream"):
         decode_frames(tmp_path / "a.wav", Sampling(fps=5))
+
+
+def test_one_decode_serves_several_samplings(sample_clip, monkeypatch):
+    from extract.media import decode_frames_multi
+
+    samplings = [Sampling(fps=5), Sampling(fps=2), Sampling(frames=7)]
+    alone = [decode_frames(sample_clip.path, s) for s in samplings]
+    calls = []
+    original = media._to_rgb
+    monkeypatch.setattr(media, "_to_rgb", lambda frame, *a: calls.append(frame.pts) or original(frame, *a))
+    together = decode_frames_multi(sample_clip.path, samplings)
+    assert len(calls) == len(set(calls)) == len({t for f in alone for t in f.times})  # each frame converted once
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a.times, b.times)
+        np.testing.assert_array_equal(a.images, b.images)

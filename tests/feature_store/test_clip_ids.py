@@ -96,7 +96,7 @@ def test_old_store_with_bracketed_groups_still_matches(tmp_path: Path) -> None:
             np.testing.assert_array_equal(r.get(c)[0], before[c][0])
             np.testing.assert_array_equal(r.get(c)[1], before[c][1])
         assert [a.tolist() for a in r.load_all(ids)] == [before[c][0].tolist() for c in ids]
-        assert r.group("00002").attrs["clip_id"] == "[00002]"  # the original spelling stays in the attribute
+        assert r.item("00002").attr("clip_id") == "[00002]"  # the original spelling stays in the attribute
     result = compact_dir(fd)  # also renames the groups to canonical ids
     assert result.clips == 6 and shard_ids(fd.shards()[0]) == ids
     with store.reader("toy") as r:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.dataset import Clip, DatasetError, discover_clips
+from pipelines.dataset import Clip, DatasetError, discover, discover_clips
 
 
 def _touch(path: Path) -> Path:
@@ -45,30 +45,56 @@ def test_manifest_without_id_column_and_inputs_combined(tmp_path):
     assert [c.id for c in discover_clips(str(tmp_path / "dir/two.mp4"))] == ["two"]  # one video given directly
 
 
-def test_duplicate_ids_are_an_error_naming_both_files(tmp_path):
+def test_files_sharing_an_id_fail_alone_naming_both_and_the_option(tmp_path):
     _touch(tmp_path / "a/clip.mp4")
     _touch(tmp_path / "b/clip.webm")
-    with pytest.raises(DatasetError, match=r"1 duplicate clip id\(s\): clip: .*a/clip.mp4.*b/clip.webm"):
-        discover_clips(tmp_path)
-    (tmp_path / "m.csv").write_text("id,path\nsame,a/clip.mp4\nsame,b/clip.webm\n")
-    with pytest.raises(DatasetError, match="duplicate clip id.*same"):
-        discover_clips(tmp_path / "m.csv")
+    _touch(tmp_path / "other.mp4")
+    found = discover(tmp_path)
+    assert [c.id for c in found.clips] == ["other"]
+    reason = found.failed["clip"].reason
+    assert "a/clip.mp4" in reason and "b/clip.webm" in reason and "--id-from relpath" in reason
+    by_path = discover(tmp_path, id_from="relpath")
+    assert [c.id for c in by_path.clips] == ["a/clip.mp4", "b/clip.webm", "other.mp4"] and not by_path.failed
+    (tmp_path / "m.csv").write_text("id,path\nsame,a/clip.mp4\nsame,b/clip.webm\nok,other.mp4\n")
+    found = discover(tmp_path / "m.csv")
+    assert [c.id for c in found.clips] == ["ok"] and "same" in found.failed
 
 
-def test_missing_files_are_listed(tmp_path):
+def test_missing_files_are_failed_clips_not_a_refusal(tmp_path):
     _touch(tmp_path / "ok.mp4")
     (tmp_path / "m.csv").write_text("id,path\n1,ok.mp4\n2,gone.mp4\n3,also_gone.mp4\n")
-    with pytest.raises(DatasetError) as info:
-        discover_clips(tmp_path / "m.csv")
-    msg = str(info.value)
-    assert "2 listed file(s) do not exist" in msg and "line 3:" in msg and "gone.mp4" in msg and "also_gone.mp4" in msg
+    found = discover(tmp_path / "m.csv")
+    assert [c.id for c in found.clips] == ["1"]
+    assert set(found.failed) == {"2", "3"}
+    assert "line 3: file not found" in found.failed["2"].reason and "gone.mp4" in found.failed["2"].reason
+
+
+def test_every_file_not_taken_is_listed_with_the_reason(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    _touch(tmp_path / "clip.mp4")
+    _touch(tmp_path / "clip.wav")            # the video's sidecar audio, not a clip
+    _touch(tmp_path / "speech.wav")          # an audio-only clip
+    _touch(tmp_path / "notes.txt")
+    (tmp_path / "blob.xyz").write_bytes(bytes(range(256)) * 8)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "still.jpeg.bin", format="PNG")
+    (tmp_path / "broken.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    found = discover(tmp_path)
+    assert [c.id for c in found.clips] == ["clip", "speech"]
+    why = {p.name: reason for p, reason in found.skipped}
+    assert why["broken.mp4"].startswith("dangling symlink")
+    assert why["notes.txt"].startswith("non-media")
+    assert why["blob.xyz"] == "file(s) PyAV cannot open as media"
+    assert why["still.jpeg.bin"] == "still image(s)"
+    assert "clip.wav" not in why
+    assert any("dangling symlink" in line and "broken.mp4" in line for line in found.skipped_summary())
 
 
 @pytest.mark.parametrize("content, message", [
     ("", "manifest is empty"),
     ("id,path\n", "lists no clips"),
     ("id,file\n1,a.mp4\n", "no 'path' column"),
-    ("id,path\n1,\n", "empty path on line(s) 2"),
 ])
 def test_bad_manifests(tmp_path, content, message):
     (tmp_path / "m.csv").write_text(content)
@@ -78,7 +104,7 @@ def test_bad_manifests(tmp_path, content, message):
 
 def test_empty_or_missing_inputs(tmp_path):
     _touch(tmp_path / "readme.txt")
-    with pytest.raises(DatasetError, match="no video files"):
+    with pytest.raises(DatasetError, match="no media files"):
         discover_clips(tmp_path)
     with pytest.raises(DatasetError, match="no such file or directory"):
         discover_clips(tmp_path / "nothing")

@@ -119,3 +119,17 @@ def test_spec_json_records_the_declared_shape(tmp_path, monkeypatch):
     job = make_job(catalog().get("mfcc"), _settings(catalog().get("mfcc"), {"n_mfcc": 13, "stack": 2}), None)
     assert (job.spec_json["dim"], job.spec_json["item_shape"], job.spec_json["frame_step"]) == (26, [26], 0.02)
     json.dumps(job.spec_json)
+
+
+def test_storage_dtype_option_halves_the_store_and_changes_the_fingerprint(tmp_path, monkeypatch):
+    root = tmp_path / "weights"
+    monkeypatch.setenv("ERI_WEIGHTS_DIR", str(root))
+    spec = catalog().get("resnet18_affectnet_maps")
+    spec.make_random_weights(root)
+    f32 = make_job(spec, _settings(spec, {}), "f" * 12)
+    f16 = make_job(spec, _settings(spec, {"dtype": "float16"}), "f" * 12)
+    assert (f32.spec_json["dtype"], f16.spec_json["dtype"]) == ("float32", "float16")
+    assert f16.spec_json["item_shape"] == [49, 256] and f16.fingerprint != f32.fingerprint
+    assert f16.config == f32.config  # storage is not an extractor option
+    with pytest.raises(ValueError, match="faces: storage dtype 'float16'"):
+        make_job(catalog().get("faces"), _settings(catalog().get("faces"), {"dtype": "float16"}), None)

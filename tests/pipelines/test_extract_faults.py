@@ -29,7 +29,7 @@ def test_broken_clips_are_recorded_with_reasons_and_the_rest_finish(tmp_path, sa
     store, summary = tmp_path / "store", tmp_path / "summary.json"
     code, out = cli("-i", manifest, "-s", store, "-f", "mfcc,faces,fer_minixception", "--scheduler", "sync",
                     "--clips-per-task", "6", "--summary-json", summary, *weights_args)
-    assert code == 0, out
+    assert code == 1, out  # partial: the broken clips failed alone, the rest is stored
     fs = FeatureStore(store)
     expected_ok = {"mfcc": {"face"}, "faces": {"face", "no_audio"}, "fer_minixception": {"face", "no_audio"}}
     for feature, ok in expected_ok.items():

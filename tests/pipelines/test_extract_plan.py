@@ -74,7 +74,7 @@ def test_failed_clips_wait_for_rerun_failed_or_a_changed_file(tmp_path, sample_v
     videos = _copy_clips([sample_variants["face"], sample_variants["no_audio"]], tmp_path / "videos")
     store, summary = tmp_path / "store", tmp_path / "summary.json"
     code, out = cli("-i", videos, "-s", store, *MFCC, "--summary-json", summary)
-    assert code == 0, out  # a clip failure is recorded, not fatal
+    assert code == 1, out  # partial: a clip failure is recorded, the rest is stored
     assert (_summary(summary)["mfcc"]["done"], _summary(summary)["mfcc"]["failed"]) == (1, 1)
     assert "no audio stream" in out
 

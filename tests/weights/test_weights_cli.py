@@ -60,16 +60,61 @@ def test_path_missing_prints_the_commands(dirs) -> None:
     assert "eri-weights import densenet121 PATH" in result.stderr
 
 
-def test_import_reports_dropped_items(dirs, tmp_path) -> None:
+def test_import_reports_dropped_items(dirs, register, tmp_path) -> None:
+    from extract.weights.registry import TORCH_CHECKPOINT
+
+    register(WeightsEntry(name="tiny_ckpt", description="t", license="MIT", source_name="tiny.pth",
+                          converter=TORCH_CHECKPOINT))
     ckpt = tmp_path / "poster.pth"
     torch.save({"state_dict": {"module.w": torch.ones(3)}, "epoch": 7}, ckpt)
-    result = runner.invoke(app, ["import", "posterv2", str(ckpt)])
+    result = runner.invoke(app, ["import", "tiny_ckpt", str(ckpt)])
     assert result.exit_code == 0, result.output
     assert "dropped epoch: 7" in result.output and "imported" in result.output
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"nope")
-    failed = runner.invoke(app, ["import", "posterv2", str(bad)])
+    failed = runner.invoke(app, ["import", "tiny_ckpt", str(bad)])
     assert failed.exit_code == 1 and "bad.pth" in failed.stderr
+
+
+def test_import_refuses_a_checkpoint_of_another_architecture(dirs, tmp_path) -> None:
+    from extract.nets.resnet import ResNet18
+
+    ckpt = tmp_path / "resnet18.pth"
+    torch.save(ResNet18(7).state_dict(), ckpt)
+    result = runner.invoke(app, ["import", "posterv2", str(ckpt)])
+    assert result.exit_code == 1
+    assert "resnet18.pth" in result.stderr and "VIT.head.linear.weight" in result.stderr
+    assert runner.invoke(app, ["path", "posterv2"]).exit_code == 1  # nothing was stored
+    assert runner.invoke(app, ["import", "resnet18_affectnet", str(ckpt)]).exit_code == 0
+
+
+def test_every_layout_check_accepts_its_specs_random_weights_and_refuses_others(dirs, tmp_path) -> None:
+    """Iterates the registries: a spec's own random checkpoint passes its entries' checks; a
+    checkpoint of unrelated keys is refused by every check, naming a key."""
+    from extract.catalog import catalog
+    from extract.nets.strict import CheckpointMismatch
+    from extract.weights import ENTRIES, load_state_dict, resolve
+    from extract.weights.store import load_converter
+
+    checked = set()
+    for spec in catalog():
+        if spec.random_weights is None:
+            continue
+        for config in ({}, *spec.examples):
+            spec.make_random_weights(dirs["user"], config)
+            for entry in spec.weights_entries(config):
+                check = ENTRIES[entry].layout_check
+                if check:
+                    load_converter(check)(load_state_dict(resolve(entry).path), entry)
+                    checked.add(entry)
+    assert checked == {name for name, e in ENTRIES.items() if e.layout_check}
+    for name in checked:
+        try:
+            load_converter(ENTRIES[name].layout_check)({"foo.weight": torch.ones(2, 2)}, "other.pth")
+        except CheckpointMismatch as exc:
+            assert "other.pth" in str(exc), name
+        else:
+            raise AssertionError(f"{name}: accepted a checkpoint of another architecture")
 
 
 def test_fetch_without_source_prints_import_instructions(dirs) -> None:

@@ -177,3 +177,32 @@ def test_hash_is_cached_per_process(dirs, register, monkeypatch) -> None:
     monkeypatch.setattr(hashlib, "sha256", lambda *a: calls.append(1) or real(*a))
     assert resolve(entry.name).sha256 == PIN
     assert not calls
+
+
+def test_hashes_are_remembered_across_processes_but_not_past_a_change(tmp_path, monkeypatch):
+    """A rerun must not read every checkpoint again; an edited file must be hashed again."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from extract.weights import manifest
+
+    monkeypatch.setenv("ERI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(manifest, "_persistent", None)
+    monkeypatch.setattr(manifest, "_hash_cache", {})
+    big = tmp_path / "model.bin"
+    big.write_bytes(b"a" * 3_000_000)
+    assert manifest.sha256_file(big) == hashlib.sha256(big.read_bytes()).hexdigest()
+    probe = ("import sys, hashlib; from pathlib import Path; from extract.weights import manifest; "
+             "hashlib.sha256 = None; print(manifest.sha256_file(Path(sys.argv[1])))")  # no hashing possible
+    again = subprocess.run([sys.executable, "-c", probe, str(big)], capture_output=True, text=True,
+                           env={**__import__("os").environ, "ERI_CACHE_DIR": str(tmp_path / "cache")})
+    assert again.returncode == 0 and again.stdout.strip() == manifest.sha256_file(big), again.stderr
+    with big.open("r+b") as f:  # same size; mtime restored: ctime still changes
+        f.write(b"b")
+    stat = big.stat()
+    __import__("os").utime(big, ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**9))
+    monkeypatch.setattr(manifest, "_hash_cache", {})
+    assert manifest.sha256_file(big) == hashlib.sha256(big.read_bytes()).hexdigest()
+    with manifest.fresh_hashes():
+        assert manifest.sha256_file(big) == hashlib.sha256(big.read_bytes()).hexdigest()

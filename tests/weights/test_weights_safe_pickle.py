@@ -14,9 +14,20 @@ import numpy as np
 import pytest
 import torch
 
-from extract.weights import UnsafeCheckpoint, load_state_dict, resolve
+from extract.weights import UnsafeCheckpoint, WeightsEntry, load_state_dict, resolve
 from extract.weights.importer import import_weights, read_checkpoint
+from extract.weights.registry import TORCH_CHECKPOINT
 from extract.weights.safe_pickle import restricted_load
+
+# The import target: a checkpoint entry without a layout check, so that these tests see the unpickler
+# alone (tests/extract/test_posterv2.py imports a full POSTER V2 training checkpoint as `posterv2`).
+TARGET = "pickled_ckpt"
+
+
+@pytest.fixture(autouse=True)
+def target_entry(register):
+    return register(WeightsEntry(name=TARGET, description="a torch checkpoint", license="MIT",
+                                 source_name="ckpt.pth", converter=TORCH_CHECKPOINT))
 
 
 class _OsSystem:
@@ -54,12 +65,12 @@ def test_malicious_plain_pickle_is_refused_without_side_effect(tmp_path, dirs, a
     path = tmp_path / "evil.pth"
     path.write_bytes(pickle.dumps(ATTACKS[attack](sentinel), protocol=2))
     with pytest.raises(UnsafeCheckpoint) as info:
-        import_weights("posterv2", path)
+        import_weights(TARGET, path)
     msg = str(info.value)
     assert str(path) in msg and "no tensors found" in msg and REFUSED_NAME[attack] in msg
     assert not sentinel.exists()
-    assert not (dirs["cache_weights"] / "posterv2").exists() or \
-        not any((dirs["cache_weights"] / "posterv2").iterdir())
+    assert not (dirs["cache_weights"] / TARGET).exists() or \
+        not any((dirs["cache_weights"] / TARGET).iterdir())
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
@@ -71,11 +82,11 @@ def test_malicious_object_inside_torch_zip_is_neutralised(tmp_path, dirs, attack
                 "nested": {"deeper": [evil]}}, path)
     with pytest.raises(pickle.UnpicklingError):  # torch's own safe loader refuses it
         torch.load(path, weights_only=True)
-    result = import_weights("posterv2", path)
+    result = import_weights(TARGET, path)
     assert not sentinel.exists()
     assert any(f"payload: {REFUSED_NAME[attack]} placeholder" in d for d in result.dropped)
     assert any("refused globals" in d and REFUSED_NAME[attack] in d for d in result.dropped)
-    assert torch.equal(load_state_dict(resolve("posterv2").path)["w"], torch.arange(4.0))
+    assert torch.equal(load_state_dict(resolve(TARGET).path)["w"], torch.arange(4.0))
 
 
 def test_unpickler_never_imports_a_module(tmp_path, monkeypatch) -> None:
@@ -123,13 +134,13 @@ def test_posterv2_like_checkpoint_imports_with_tensors_intact(tmp_path, dirs) ->
     subprocess.run([sys.executable, "-c", POSTER_SCRIPT, str(ckpt), str(sentinel)], check=True, timeout=120)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(ckpt, weights_only=True)
-    result = import_weights("posterv2", ckpt)
+    result = import_weights(TARGET, ckpt)
     assert not sentinel.exists()
     dropped = "\n".join(result.dropped)
     assert "recorder: __main__.RecorderMeter placeholder" in dropped
     assert "epoch: 3" in dropped and "best_acc: tensor" in dropped and "optimizer: dict" in dropped
     expected = torch.load(str(ckpt) + ".expected", weights_only=True)
-    got = load_state_dict(resolve("posterv2").path)
+    got = load_state_dict(resolve(TARGET).path)
     assert set(got) == {k.removeprefix("module.") for k in expected}
     for key, value in expected.items():
         assert torch.equal(got[key.removeprefix("module.")], value)
