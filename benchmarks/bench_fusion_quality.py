@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="torch threads for every fit, before and after (0: eri-fit's automatic choice, "
                         "taken once at the start)")
     p.add_argument("--no-second", dest="second", action="store_false", help="skip the second generator")
+    p.add_argument("--thread-check", action="store_true",
+                   help="also fit the default head with 1 thread and with every core, back to back (what the "
+                        "automatic --threads is based on; the load average tells how busy the machine was)")
     p.add_argument("--workdir", type=Path, help="keep data and runs here (default: a temporary dir, removed)")
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/fusion_quality.json")
     return p.parse_args(argv)
@@ -208,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         sf = results["second"]["features"]
         results["second"]["ridge"] = run_fit(sdata, sf, work / "runs/second_ridge", "ridge", threads)
         results["second"]["default"] = run_fit(sdata, sf, work / "runs/second_default", DEFAULT_HEAD, threads)
+    if a.thread_check:
+        cores = len(os.sched_getaffinity(0))
+        results["thread_check"] = {n: run_fit(data, feats, work / f"runs/threads{n}", DEFAULT_HEAD, n)
+                                   for n in sorted({1, cores})}
     results["load_end"] = load()
     print_table(results)
     a.json.parent.mkdir(parents=True, exist_ok=True)
@@ -244,6 +251,11 @@ def print_table(res: dict) -> None:
               f"{x['load_before']:.1f} |")
     print(f"| ridge (baseline) | | | {ridge:.3f} | {res['ridge']['wall_s']:.0f} s | | | "
           f"{ridge / ev['noise_ceiling']:.2f} | | {res['ridge']['load_before']:.1f} |")
+    if "thread_check" in res:
+        tc = res["thread_check"]
+        print("\nthreads, default head: " + "; ".join(
+            f"{n} thread(s) {r['wall_s']:.0f} s (val {r['devel_mean_pcc']:.3f}, load {r['load_before']:.1f})"
+            for n, r in tc.items()))
     if "second" in res:
         s = res["second"]
         d, r = s["default"], s["ridge"]

@@ -19,12 +19,18 @@ FIT_EXAMPLES = """examples:
   eri-fit --labels labels.csv --partition partition.csv --features deepspectrum,resnet18_affectnet \\
           --steps 32 --steps deepspectrum=64 --seeds 5 --out runs/tcn
   eri-fit --labels labels.csv --features egemaps@3f2a9c,posterv2 --folds 5 --head lstm --epochs 60
-  eri-fit --list-heads            one line per head;  --show-head NAME  its options and recipe
+  eri-fit --labels labels.csv --partition partition.csv --features egemaps,vggface2 --recipe hfut_2023
+  eri-fit --labels labels.csv --features egemaps,vggface2 --search 32 --out runs/search   (--workers 2)
+  eri-fit --resume runs/tcn       continue an interrupted run (or search) where it stopped
+  eri-fit --list-heads            one line per head;  --show-head NAME  its options and recipes
+
+Without --head the default is conv_pool (see README: why). Every run also fits a ridge baseline
+on pooled statistics and says whether the model beats it.
 
 Splits: the labels' split column (Split/Partition, or --split-column), a --partition file,
 --folds K cross-validation, or else a random --val-fraction hold-out. Clips of the test
 split (and unlabelled clips) are predicted by the ensemble into predictions_test.csv.
-Option precedence: defaults < the head's recipe < --config YAML < flags.
+Option precedence: defaults < the head's training < --recipe < --config YAML < flags.
 """
 
 PREDICT_EXAMPLES = """examples:

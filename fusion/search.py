@@ -29,7 +29,7 @@ import os
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -176,7 +176,6 @@ class TrialTask:
     partition: str | None
     resume: bool = False
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @contextmanager
