@@ -1,11 +1,12 @@
 """How many CPU threads torch uses for a fit (`--threads`; 0 = automatic).
 
-Automatic = the cores this process may use that are not already busy (the 1-minute load
-average), at least 1 and at most 8. Measured on a 2-core machine shared with other jobs
-(BENCHMARKS.md): asking torch for 2 threads while another process keeps a core busy made an
-epoch 3-4x slower than 1 thread (OpenMP threads spin waiting for a core), while on an idle
-machine the second thread helps the larger heads. Beyond ~8 threads these small models
-stop scaling.
+Automatic = half the cores this process may use, fewer if they are already busy (the 1-minute
+load average), at least 1 and at most 8. Measured on a 2-core machine shared with other jobs
+(BENCHMARKS.md, "threads"): the default head took 24 s with 1 thread and 286 s with 2 while
+other processes kept the cores busy (OpenMP threads spin waiting for a core that is taken),
+and a fit that started with 2 threads on an idle machine slowed 8x when others started
+mid-run. Leaving half the cores free bounds that risk; beyond ~8 threads these small models
+stop scaling anyway.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def auto_threads() -> int:
         busy = os.getloadavg()[0]
     except OSError:
         busy = 0.0
-    return max(1, min(MAX_AUTO_THREADS, cores - int(round(busy))))
+    return max(1, min(MAX_AUTO_THREADS, cores // 2, cores - int(round(busy))))
 
 
 def apply_threads(requested: int) -> int:
