@@ -129,6 +129,13 @@ def load_fusion_data(store: FeatureStore, refs: list[str], ids: list[str],
     missing = {n: m for n, m in missing.items() if m}
     dropped: dict[str, list[str]] = {}
     zero_filled: dict[str, list[str]] = {}
+    empty = [n for n, m in missing.items() if len(m) == len(ids)]
+    if empty:  # no policy helps: the store, the feature or the ids are not the ones meant
+        lines = [f"{n}@{readers[n].fingerprint} holds {len(readers[n])} clip(s), none of the {len(ids)} "
+                 f"labelled ones (stored e.g. {readers[n].ids()[:3]}, labelled e.g. {list(ids)[:3]})"
+                 for n in empty]
+        raise FusionDataError(f"features without any labelled clip in store {store.root}:\n  " + "\n  ".join(lines)
+                              + "\ncheck --store, the feature name/fingerprint and the labels' ids")
     if missing and policy.missing == "error":
         lines = [f"{n}@{readers[n].fingerprint}: {len(m)} clip(s) missing: "
                  + ", ".join(m[:MAX_LISTED]) + (" ..." if len(m) > MAX_LISTED else "")

@@ -127,3 +127,21 @@ def test_modality_from_spec_override_or_name():
     assert guess_modality("w2v-msp", {}, {}) == "audio"
     assert guess_modality("vggface2", {}, {}) == "video"
     assert guess_modality("faces_embeds", {}, {}) == "video"
+
+
+def test_a_feature_holding_none_of_the_labelled_clips_says_so_instead_of_suggesting_drop(tmp_path):
+    import numpy as np
+
+    from feature_store import FeatureStore
+    from fusion.data import DataPolicy, FusionDataError, load_fusion_data
+
+    store = FeatureStore(tmp_path)
+    fd = store.feature_dir("other", "a" * 12, spec={"dim": 3})
+    with fd.open_shard() as shard:
+        shard.add("x1", np.zeros((2, 3), np.float32), np.arange(2.0))
+    try:
+        load_fusion_data(store, ["other"], ["00001", "00002"], DataPolicy())
+    except FusionDataError as exc:
+        assert "none of the 2 labelled" in str(exc) and "--missing drop" not in str(exc) and "x1" in str(exc)
+    else:
+        raise AssertionError("no error")
