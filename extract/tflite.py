@@ -38,9 +38,13 @@ def native_stderr_silenced() -> Iterator[None]:
 
 
 class TFLiteModel:
-    """One interpreter; `run(x)` feeds a float32 batch-of-1 tensor and returns every output by name."""
+    """One interpreter; `run(x)` feeds a float32 batch-of-1 tensor and returns every output by name.
+    threads=None: the worker's share of the cores ($OMP_NUM_THREADS, which eri-extract sets for its
+    workers), so that interpreters in several worker processes do not oversubscribe the machine."""
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+            threads = max(1, int(os.environ["OMP_NUM_THREADS"]))
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - a dependency of the package
