@@ -33,7 +33,7 @@ class Checkpoint:
 def save_checkpoint(directory: Path, head: str, head_options: dict[str, Any],
                     features: dict[str, dict], state: dict[str, torch.Tensor], norm: Normalizer,
                     extra: dict[str, Any] | None = None) -> None:
-    """features: name -> {ref, fingerprint, dim, steps, length, modality}."""
+    """features: name -> {ref, fingerprint, dim, steps, length, modality[, tokens]}."""
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(directory / MODEL_FILE))
     save_file({k: v.contiguous() for k, v in norm.state().items()}, str(directory / NORM_FILE))
@@ -48,7 +48,7 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     if not meta_path.is_file():
         raise FileNotFoundError(f"{directory}: no {META_FILE}; not a fusion checkpoint")
     meta = json.loads(meta_path.read_text())
-    streams = {n: StreamInfo(int(f["dim"]), int(f["steps"]), f["modality"])
+    streams = {n: StreamInfo(int(f["dim"]), int(f["steps"]), f["modality"], int(f.get("tokens", 0)))
                for n, f in meta["features"].items()}
     model = build_head(meta["head"], streams, meta["head_options"])
     model.load_state_dict(load_file(str(directory / MODEL_FILE)), strict=True)

@@ -1,10 +1,14 @@
 """Features for training: loaded once from the store, fixed length, normalised per batch.
 
-Every requested feature (``name`` or ``name@fp``) is read with ``reader.load_all`` for all
-clips in one pass and held in memory as an (N, T, D) tensor plus a mask; batches are
-plain tensor indexing (no HDF5 reads during training). Standardisation statistics are
-fitted on the training rows only (``Normalizer.fit``) and applied per batch, so folds
-share one copy of the data.
+Every requested feature (``name`` or ``name@fp``) is read with ``reader.load_all`` in chunks
+of clips, written straight into one preallocated (N, T, D) tensor — or (N, T, K, D) for a
+token-set feature (K tokens of width D per step, e.g. a CNN's feature map) — plus a mask;
+batches are plain tensor indexing (no HDF5 reads during training). A feature stored as
+float16 stays float16 in memory (half of float32: 16,000 clips of (32, 49, 256) take
+12.3 GiB instead of 24.5) and is widened per batch in ``make_batch``. Standardisation
+statistics (per channel D, over steps and tokens) are fitted on the training rows only
+(``Normalizer.fit``, in chunks, never a float64 copy of the set) and applied per batch, so
+folds share one copy of the data.
 
 Clips missing a feature: ``missing="error"`` (default) raises listing them; ``"drop"``
 removes them from every feature; ``"zeros"`` keeps them with the feature set to zero
@@ -21,7 +25,7 @@ import torch
 
 from feature_store import FeatureStore
 from fusion.heads.registry import StreamInfo
-from fusion.lengths import POLICIES, to_fixed_length
+from fusion.lengths import POLICIES, fit_into
 
 log = logging.getLogger(__name__)
 MISSING_POLICIES = ("error", "drop", "zeros")
@@ -29,6 +33,8 @@ _AUDIO_HINTS = ("audio", "wav2vec", "vggish", "egemaps", "mfcc", "deepspectrum",
                 "opensmile", "hubert", "whisper", "speech", "voice")
 _AUDIO_TOKENS = frozenset({"ds", "w2v", "mel", "fbank", "synth_audio"})
 MAX_LISTED = 20
+READ_CHUNK = 256          # clips read from the store at a time while loading
+STAT_CHUNK = 1 << 21      # float64 values converted at a time while fitting the normaliser
 
 
 class FusionDataError(ValueError):
@@ -60,7 +66,7 @@ class FeatureBlock:
     modality: str
     length: str
     steps: int
-    data: torch.Tensor      # (N, T, D) float32, as stored (not standardised)
+    data: torch.Tensor      # (N, T, D) or (N, T, K, D); float32, or float16 as stored (not standardised)
     mask: torch.Tensor      # (N, T) bool, True = real step
     present: torch.Tensor   # (N,) bool, False = zero-filled missing clip
 
@@ -70,12 +76,20 @@ class FeatureBlock:
 
     @property
     def dim(self) -> int:
-        return int(self.data.shape[2])
+        return int(self.data.shape[-1])
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per step of a token-set feature; 0 for a vector per step."""
+        return int(self.data.shape[2]) if self.data.ndim == 4 else 0
 
     def describe(self) -> dict:
-        return {"fingerprint": self.fingerprint, "ref": f"{self.name}@{self.fingerprint}",
-                "dim": self.dim, "steps": self.steps, "length": self.length,
-                "modality": self.modality}
+        out = {"fingerprint": self.fingerprint, "ref": f"{self.name}@{self.fingerprint}",
+               "dim": self.dim, "steps": self.steps, "length": self.length,
+               "modality": self.modality}
+        if self.tokens:
+            out["tokens"] = self.tokens
+        return out
 
 
 @dataclass
@@ -90,7 +104,7 @@ class FusionData:
         return torch.tensor([pos[c] for c in ids], dtype=torch.long)
 
     def streams(self) -> dict[str, StreamInfo]:
-        return {n: StreamInfo(b.dim, b.steps, b.modality) for n, b in self.blocks.items()}
+        return {n: StreamInfo(b.dim, b.steps, b.modality, b.tokens) for n, b in self.blocks.items()}
 
 
 def guess_modality(name: str, spec: dict, overrides: dict[str, str]) -> str:
@@ -153,30 +167,53 @@ def load_fusion_data(store: FeatureStore, refs: list[str], ids: list[str],
         zero_filled = missing
     blocks = {}
     for name, reader in readers.items():
-        have = [c for c in ids if c in reader]
-        arrays = dict(zip(have, reader.load_all(have)))
-        seqs = [arrays.get(c) for c in ids]
-        dims = {a.shape[1] for a in arrays.values() if a.ndim == 2}
-        if len(dims) != 1 or any(a.ndim != 2 for a in arrays.values()):
-            raise FusionDataError(f"{name}@{reader.fingerprint}: expected (T, dim) float data with one dim, "
-                                  f"got dims {sorted(dims)}")
-        clip_level = all(a.shape[0] == 1 for a in arrays.values())
-        steps, length = policy.steps_for(name, clip_level), policy.length_for(name)
-        data, mask = to_fixed_length(seqs, steps, length, dims.pop())
-        present = np.array([s is not None for s in seqs])
-        blocks[name] = FeatureBlock(name, reader.fingerprint,
-                                    guess_modality(name, reader.spec, policy.modalities),
-                                    length, steps, torch.from_numpy(data), torch.from_numpy(mask),
-                                    torch.from_numpy(present))
+        blocks[name] = _load_block(name, reader, ids, policy)
         reader.close()
-        log.info("loaded %s@%s: %d clips, %d steps (%s), dim %d, %s", name, reader.fingerprint,
-                 len(have), steps, length, blocks[name].dim, blocks[name].modality)
+        b = blocks[name]
+        log.info("loaded %s@%s: %d clips, %d steps (%s), %s%d, %s, %s in memory", name, reader.fingerprint,
+                 int(b.present.sum()), b.steps, b.length, f"{b.tokens} tokens x " if b.tokens else "dim ",
+                 b.dim, b.modality, str(b.data.dtype).replace("torch.", ""))
     return FusionData(list(ids), blocks, dropped, zero_filled)
+
+
+def _item_layout(name: str, reader, have: list[str]) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(row shape, clip-level?, in-memory dtype) of a feature, from the stored items' metadata."""
+    rows, lengths, dtypes = set(), set(), set()
+    for cid in have:
+        item = reader.item(cid)
+        rows.add(item.shape[1:])
+        lengths.add(item.shape[0])
+        dtypes.add(np.dtype(item.dtype))
+    if len(rows) != 1 or any(len(r) not in (1, 2) for r in rows):
+        raise FusionDataError(f"{name}@{reader.fingerprint}: expected (T, dim) vectors or (T, tokens, dim) token "
+                              f"sets of one shape per step, got per-step shapes {sorted(rows)}")
+    keep = np.dtype(np.float16) if dtypes == {np.dtype(np.float16)} else np.dtype(np.float32)
+    return rows.pop(), lengths == {1}, keep
+
+
+def _load_block(name: str, reader, ids: list[str], policy: DataPolicy) -> FeatureBlock:
+    """One feature for `ids` into a preallocated fixed-length array, READ_CHUNK clips at a time
+    (peak memory = the array + one chunk, not a second copy of the whole set)."""
+    pos = {c: i for i, c in enumerate(ids)}
+    have = [c for c in ids if c in reader]
+    row, clip_level, keep = _item_layout(name, reader, have)
+    steps, length = policy.steps_for(name, clip_level), policy.length_for(name)
+    data = np.zeros((len(ids), steps, *row), keep)
+    mask = np.ones((len(ids), steps), bool)
+    for start in range(0, len(have), READ_CHUNK):
+        chunk = have[start:start + READ_CHUNK]
+        for cid, x in zip(chunk, reader.load_all(chunk, dtype=keep)):
+            fit_into(data[pos[cid]], mask[pos[cid]], x, length)
+    present = np.zeros(len(ids), bool)
+    present[[pos[c] for c in have]] = True
+    return FeatureBlock(name, reader.fingerprint, guess_modality(name, reader.spec, policy.modalities),
+                        length, steps, torch.from_numpy(data), torch.from_numpy(mask), torch.from_numpy(present))
 
 
 @dataclass
 class Normalizer:
-    """Per-feature, per-dimension mean/std (fitted on training rows, real steps only)."""
+    """Per-feature, per-channel mean/std (fitted on training rows, real steps only; for a token
+    set over its steps and tokens alike: statistics of D)."""
     mean: dict[str, torch.Tensor]
     std: dict[str, torch.Tensor]
 
@@ -190,12 +227,15 @@ class Normalizer:
             total = torch.zeros(b.dim, dtype=torch.float64)
             total_sq = torch.zeros(b.dim, dtype=torch.float64)
             count = 0
-            for chunk in rows.split(2048):
-                w = (b.mask[chunk] & b.present[chunk, None]).to(torch.float64).unsqueeze(-1)
+            per_step = max(b.tokens, 1)
+            axes = tuple(range(b.data.ndim - 1))
+            for chunk in rows.split(max(1, STAT_CHUNK // (b.data[0].numel()))):
+                w = (b.mask[chunk] & b.present[chunk, None]).to(torch.float64)
+                w = w.view(*w.shape, *[1] * (b.data.ndim - 2))
                 x = b.data[chunk].to(torch.float64)
-                total += (x * w).sum(dim=(0, 1))
-                total_sq += (x * x * w).sum(dim=(0, 1))
-                count += int(w.sum())
+                total += (x * w).sum(dim=axes)
+                total_sq += (x * x * w).sum(dim=axes)
+                count += int(w.sum()) * per_step
             mu = total / max(count, 1)
             var = (total_sq / max(count, 1) - mu * mu).clamp_min(0.0)
             sd = var.sqrt()
@@ -215,17 +255,20 @@ class Normalizer:
 
 def make_batch(data: FusionData, norm: Normalizer, rows: torch.Tensor
                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Standardised features and masks of `rows`; padded steps and missing clips are 0.
-    One gather (index_select) and one fused in-place affine pass per feature: this is
-    the whole per-batch data cost of training."""
+    """Standardised float32 features and masks of `rows`; padded steps and missing clips are 0.
+    One gather (index_select; a float16 feature is widened here, batch by batch) and one fused
+    in-place affine pass per feature: this is the whole per-batch data cost of training."""
     x, masks = {}, {}
     for name, b in data.blocks.items():
         m = torch.index_select(b.mask, 0, rows)
         v = torch.index_select(b.data, 0, rows)
+        if v.dtype != torch.float32:
+            v = v.float()
         inv = 1.0 / norm.std[name]
         torch.addcmul(-norm.mean[name] * inv, v, inv, out=v)
         if not b.complete:
-            v.mul_((m & b.present[rows, None]).unsqueeze(-1))
+            keep = m & b.present[rows, None]
+            v.mul_(keep.view(*keep.shape, *[1] * (v.ndim - 2)))
         x[name] = v
         masks[name] = m
     return x, masks

@@ -21,12 +21,13 @@ import torch
 from torch import nn
 
 from fusion.heads.blocks import AttentionPool, SinusoidalPositions, align, encoder, masked_mean, padding_mask
+from fusion.heads.frontends import SpatialOptions
 from fusion.heads.registry import (N_OUT, FusionHead, HeadSpec, Recipe, StreamInfo, measured_training,
                                    register_head, register_recipe)
 
 
 @dataclass(frozen=True)
-class AVInteractionOptions:
+class AVInteractionOptions(SpatialOptions):
     d_model: int = 128
     conv_kernel: int = 3
     modality_heads: int = 2

@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from fusion.heads.blocks import AttentionPool, masked_max, masked_mean, pooled_stats
+from fusion.heads.frontends import SpatialOptions
 from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, measured_training, register_head
 
 
 @dataclass(frozen=True)
-class ConvPoolOptions:
+class ConvPoolOptions(SpatialOptions):
     hidden: int = 64
     kernel: int = 5           # input convolution
     layers: int = 2           # residual dilated convolutions after it (kernel 3, dilation 1, 2, 4, ...)

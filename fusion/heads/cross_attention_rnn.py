@@ -18,11 +18,12 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fusion.heads.blocks import lengths_of, make_mlp, masked_mean, padding_mask
+from fusion.heads.frontends import SpatialOptions
 from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, measured_training, register_head
 
 
 @dataclass(frozen=True)
-class CrossAttentionRNNOptions:
+class CrossAttentionRNNOptions(SpatialOptions):
     hidden: int = 64           # measured: 128 was 2x slower and no better (BENCHMARKS.md)
     rnn_layers: int = 2
     nhead: int = 4

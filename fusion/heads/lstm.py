@@ -14,11 +14,12 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from fusion.heads.blocks import align, lengths_of, make_mlp
+from fusion.heads.frontends import SpatialOptions
 from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, measured_training, register_head
 
 
 @dataclass(frozen=True)
-class LSTMOptions:
+class LSTMOptions(SpatialOptions):
     d_model: int = 64          # MuSe 2022 baseline --model_dim
     rnn_layers: int = 2
     bidirectional: bool = True

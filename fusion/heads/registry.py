@@ -6,9 +6,10 @@ options dataclass; it maps ``{feature: (B, T, ...)}`` plus masks ``{feature: (B,
 
 Every stream first passes its *frontend* (``FusionHead.frontend[name]``), which maps the
 stream's items to (B, T, D) vectors of width ``FusionHead.dims[name]``; heads build on
-those widths and call ``self.inputs(x)``, never on the raw item shape. Today every
-stream holds vectors, so every frontend is the identity; a stream of token sets per
-step gets an encoder here without any head changing.
+those widths and call ``self.inputs(x)``, never on the raw item shape. A vector stream's
+frontend is the identity; a token-set stream (``StreamInfo.tokens`` > 0, items (K, D))
+gets the head's ``token_frontend`` (fusion/heads/frontends.py: the spatial encoder, or the
+mean over tokens) without any head changing.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from fusion.heads.frontends import token_frontend
+
 N_OUT = 7
 
 
@@ -27,14 +30,14 @@ class StreamInfo:
     dim: int
     steps: int
     modality: str = "video"   # "audio" or "video"
-
-
-def make_frontend(info: StreamInfo) -> tuple[nn.Module, int]:
-    """The module that maps one stream's items to (B, T, D), and D."""
-    return nn.Identity(), info.dim
+    tokens: int = 0           # K > 0: each step is a token set (K, dim); 0: a vector (dim,)
 
 
 class FusionHead(nn.Module):
+    # what a token-set stream goes through: "spatial" (learnt SpatialEncoder), "mean" (mean
+    # over tokens), or None (the head refuses token sets)
+    token_frontend: str | None = "spatial"
+
     def __init__(self, streams: dict[str, StreamInfo], cfg: Any) -> None:
         super().__init__()
         if not streams:
@@ -42,9 +45,16 @@ class FusionHead(nn.Module):
         self.streams = dict(streams)
         self.names = list(streams)
         self.cfg = cfg
-        built = {n: make_frontend(s) for n, s in streams.items()}
+        built = {n: self.make_frontend(n, s) for n, s in streams.items()}
         self.frontend = nn.ModuleDict({n: m for n, (m, _) in built.items()})
         self.dims = {n: d for n, (_, d) in built.items()}
+
+    def make_frontend(self, name: str, info: StreamInfo) -> tuple[nn.Module, int]:
+        """The module that maps one stream's items to (B, T, D), and D."""
+        if not info.tokens:
+            return nn.Identity(), info.dim
+        head = next((k for k, spec in _HEADS.items() if spec.cls is type(self)), type(self).__name__)
+        return token_frontend(self.token_frontend, head, name, info.dim, info.tokens, self.cfg)
 
     def inputs(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each stream through its frontend: {name: (B, T, dims[name])}."""

@@ -1,5 +1,6 @@
 """`ridge`: the closed-form baseline every run is compared with — ridge regression on pooled
-statistics (mean, std, max, min over time of every feature dimension of every stream),
+statistics (mean, std, max, min over time of every feature dimension of every stream; a
+token-set stream is first averaged over its tokens, so a (T, 49, 256) map gives 4 x 256),
 columns standardised with training statistics, alpha chosen by validation mean PCC.
 
 It is a head like the others (a checkpoint, `eri-predict`, ensembles), but fitted by
@@ -35,6 +36,7 @@ def parse_alphas(text: str) -> list[float]:
 
 
 class RidgeHead(FusionHead):
+    token_frontend = "mean"   # token sets: mean over tokens per step, then the pooled statistics over time
     def __init__(self, streams: dict[str, StreamInfo], cfg: RidgeOptions) -> None:
         super().__init__(streams, cfg)
         self.alphas = parse_alphas(cfg.alphas)

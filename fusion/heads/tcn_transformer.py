@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from fusion.heads.blocks import AttentionPool, CausalTCN, SinusoidalPositions, align, encoder, padding_mask
+from fusion.heads.frontends import SpatialOptions
 from fusion.heads.registry import (N_OUT, FusionHead, HeadSpec, Recipe, StreamInfo, measured_training,
                                    register_head, register_recipe)
 
 
 @dataclass(frozen=True)
-class TCNTransformerOptions:
+class TCNTransformerOptions(SpatialOptions):
     d_model: int = 128
     tcn_layers: int = 5
     tcn_kernel: int = 3

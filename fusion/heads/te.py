@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 from fusion.heads.blocks import SinusoidalPositions, align, encoder, make_mlp, masked_mean, padding_mask
+from fusion.heads.frontends import SpatialOptions
 from fusion.heads.registry import N_OUT, FusionHead, HeadSpec, StreamInfo, measured_training, register_head
 
 
 @dataclass(frozen=True)
-class TEOptions:
+class TEOptions(SpatialOptions):
     d_model: int = 128
     conv_kernel: int = 3
     nhead: int = 4

@@ -103,6 +103,65 @@ def test_every_stream_goes_through_its_frontend(name):
     assert net.dims == {n: s.dim for n, s in STREAMS.items()}
 
 
+TOKEN_STREAMS = {"aud": StreamInfo(6, 12, "audio"), "maps": StreamInfo(5, 8, "video", tokens=9)}
+SMALL_SPATIAL = {"spatial_d": 8, "spatial_heads": 2, "spatial_ff": 16}
+
+
+def token_inputs(batch=5, seed=0):
+    x, m = inputs(batch, seed, {"aud": TOKEN_STREAMS["aud"], "maps": StreamInfo(9 * 5, 8, "video")})
+    x["maps"] = x["maps"].view(batch, 8, 9, 5)
+    return x, m
+
+
+def build_or_refusal(name, streams=TOKEN_STREAMS):
+    """The head on a token-set stream, or None when it refuses them with a message naming the stream."""
+    opts = {**SMALL_HEADS[name], **(SMALL_SPATIAL if hasattr(get_head(name).make_options(), "spatial_d") else {})}
+    try:
+        return build_head(name, streams, opts)
+    except ValueError as err:
+        assert "token-set stream 'maps'" in str(err) and name in str(err), err
+        return None
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_every_head_takes_token_set_streams_or_refuses_them_clearly(name):
+    torch.manual_seed(0)
+    net = build_or_refusal(name)
+    if net is None:
+        return
+    assert net.dims["aud"] == 6 and not isinstance(net.frontend["maps"], nn.Identity)
+    x, m = token_inputs()
+    noisy = {"aud": x["aud"], "maps": torch.where(m["maps"][..., None, None], x["maps"], torch.randn_like(x["maps"]) * 100)}
+    net.eval()
+    with torch.no_grad():
+        y = net(x, m)
+        torch.testing.assert_close(y, net(noisy, m), rtol=1e-5, atol=1e-5)  # padded frames ignored
+    assert y.shape == (5, 7) and bool(((y >= 0) & (y <= 1)).all())
+    if get_head(name).closed_form:
+        return
+    net.train()
+    logits, class_logits = net.outputs(x, m)
+    (logits.sum() + class_logits.sum()).backward()
+    front = list(net.frontend["maps"].parameters())
+    assert front and all(p.grad is not None and torch.isfinite(p.grad).all() for p in front)
+
+
+def test_a_head_without_token_frontend_refuses_token_sets_by_name():
+    no_tokens = type("NoTokens", (LSTMHead,), {"token_frontend": None})
+    no_tokens(STREAMS, LSTMOptions())  # vector streams are fine
+    with pytest.raises(ValueError, match=r"cannot take the token-set stream 'maps' \(9 tokens of 5 per step\)"):
+        no_tokens(TOKEN_STREAMS, LSTMOptions())
+
+
+def test_ridge_pools_token_sets_by_their_mean_over_tokens():
+    net = build_head("ridge", TOKEN_STREAMS)
+    x, m = token_inputs()
+    pooled = net.pool(x, m)
+    assert pooled.shape == (5, 4 * (6 + 5))
+    again = net.pool({"aud": x["aud"], "maps": x["maps"].mean(2, keepdim=True).expand_as(x["maps"])}, m)
+    torch.testing.assert_close(pooled, again)
+
+
 # --- tcn_transformer (Yu et al. 2023) -------------------------------------------------------
 
 def test_modality_dropout_follows_eq7_with_paper_values():
