@@ -9,6 +9,14 @@ one is zeroed, the video one kept with probability p_v (paper: p_m = 0.9, p_v = 
 The sequences are brought to a common length, concatenated along channels, layer-normed,
 mapped by a linear layer to the 7 outputs per step, attention-pooled over time, sigmoid.
 With several streams of one modality, they are dropped together.
+
+The paper's visual branch starts from per-frame ResNet18 feature maps (49 tokens of 256 at
+112 px, `resnet18_affectnet_maps`): a token-set stream passes the spatial encoder (the
+frontend every head has, fusion/heads/frontends.py: positions, transformer over the tokens
+of each frame, softmax-weighted sum over positions) before its temporal encoder, so this head
+with such a stream *is* the whole dual-branch network; there is no separate `dual_branch`
+head, which would be this one again. The `dual_branch_2023` recipe sets the paper's spatial
+encoder (d = 256, 4 blocks, 4 heads).
 """
 from __future__ import annotations
 
@@ -99,5 +107,8 @@ register_recipe(Recipe(
     settings={"optimizer": "adam", "lr": 1e-4, "batch_size": 64, "schedule": "plateau",
               "lr_patience": 10, "lr_factor": 0.5, "loss": "mse", "epochs": 100, "patience": 20,
               "weight_decay": 0.0, "steps": 32},
-    head_options={"d_model": 128, "tcn_layers": 5, "tcn_kernel": 3, "p_m": 0.9, "p_v": 0.5},
-    notes="epochs and early-stopping patience are not given in the paper: 100 and 20 here"))
+    head_options={"d_model": 128, "tcn_layers": 5, "tcn_kernel": 3, "p_m": 0.9, "p_v": 0.5,
+                  "spatial_d": 256, "spatial_depth": 4, "spatial_heads": 4, "spatial_ff": 512},
+    notes="epochs and early-stopping patience are not given in the paper: 100 and 20 here; nor is the "
+          "spatial encoder's feed-forward width: 2 x d = 512 here. The spatial options act on token-set "
+          "features (resnet18_affectnet_maps); vector features go straight to their temporal encoder"))

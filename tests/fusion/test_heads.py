@@ -146,6 +146,28 @@ def test_every_head_takes_token_set_streams_or_refuses_them_clearly(name):
     assert front and all(p.grad is not None and torch.isfinite(p.grad).all() for p in front)
 
 
+def test_dual_branch_recipe_is_spatial_encoder_then_tcn_and_transformer_per_branch():
+    """Visual branch of Yu et al.: maps -> spatial encoder (d 256, 4 blocks, 4 heads) -> g_t
+    (B, T, 256) -> causal TCN -> transformer; audio (MFCC) -> its own TCN -> transformer."""
+    recipe = get_recipe("dual_branch_2023")
+    assert recipe.head == "tcn_transformer"
+    opts = get_head("tcn_transformer").make_options(recipe.head_options)
+    assert (opts.spatial_d, opts.spatial_depth, opts.spatial_heads) == (256, 4, 4)
+    small = {**SMALL_HEADS["tcn_transformer"], **SMALL_SPATIAL}
+    net = build_head("tcn_transformer", TOKEN_STREAMS, small).eval()
+    spatial = net.frontend["maps"]
+    assert type(spatial).__name__ == "SpatialEncoder" and net.dims["maps"] == 8
+    assert isinstance(net.frontend["aud"], nn.Identity)
+    calls = Calls(net, ["frontend.maps", "branch.maps.tcn", "branch.maps.enc", "branch.aud.tcn"])
+    x, m = token_inputs()
+    with torch.no_grad():
+        net(x, m)
+    assert calls.order.index("frontend.maps") < calls.order.index("branch.maps.tcn") < calls.order.index("branch.maps.enc")
+    assert calls.outputs["frontend.maps"].shape == (5, 8, 8)
+    full = build_head("tcn_transformer", {"maps": StreamInfo(256, 32, "video", tokens=49)}, recipe.head_options)
+    assert len(full.frontend["maps"].enc.layers) == 4 and full.frontend["maps"].pos.shape == (49, 256)
+
+
 def test_a_head_without_token_frontend_refuses_token_sets_by_name():
     no_tokens = type("NoTokens", (LSTMHead,), {"token_frontend": None})
     no_tokens(STREAMS, LSTMOptions())  # vector streams are fine
