@@ -33,7 +33,7 @@ _AUDIO_HINTS = ("audio", "wav2vec", "vggish", "egemaps", "mfcc", "deepspectrum",
                 "opensmile", "hubert", "whisper", "speech", "voice")
 _AUDIO_TOKENS = frozenset({"ds", "w2v", "mel", "fbank", "synth_audio"})
 MAX_LISTED = 20
-READ_CHUNK = 256          # clips read from the store at a time while loading
+READ_CHUNK = 64           # clips read from the store at a time while loading
 STAT_CHUNK = 1 << 21      # float64 values converted at a time while fitting the normaliser
 
 

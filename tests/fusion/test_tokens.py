@@ -147,3 +147,20 @@ def test_spatial_encoder_learns_a_position_rule_that_mean_pooling_cannot(depth):
         with torch.no_grad():
             a = enc.eval().weights(position_rule(64, seed=4)[0])
         assert float(a[..., 11].mean()) > 0.5   # the weight went to the labelled position
+
+
+def test_recomputed_encoder_blocks_give_the_same_outputs_and_gradients():
+    opts = dict(spatial_d=8, spatial_depth=2, spatial_heads=2, spatial_ff=16, spatial_dropout=0.1)
+    plain = SpatialEncoder(D, K, SpatialOptions(**opts))
+    recomputed = SpatialEncoder(D, K, SpatialOptions(**opts, spatial_checkpoint=True))
+    recomputed.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 4, K, D)
+    grads = []
+    for enc in (plain, recomputed):
+        torch.manual_seed(5)  # the same dropout masks (recomputation replays the RNG state)
+        out = enc.train()(x)
+        out.square().sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in enc.parameters()]))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b)
