@@ -84,7 +84,7 @@ def extract(
     workers: int = typer.Option(0, "--workers", "-w", help="Worker processes for --scheduler local (0 = cores / threads)."),
     threads: int = typer.Option(0, "--threads", help="torch threads per worker (0 = cores / workers; on tcp:// each worker takes its host's cores / workers there)."),
     tasks_per_worker: int = typer.Option(1, "--tasks-per-worker", help="Batches in flight per worker process (2 lets one decode while the other infers; pays when workers × threads < cores, e.g. on a GPU)."),
-    clips_per_task: int = typer.Option(8, "--clips-per-task", help="Clips per Dask task (one shard per feature per task; bounds worker memory)."),
+    clips_per_task: int = typer.Option(8, "--clips-per-task", help="At most this many clips per Dask task (tasks are sized by estimated cost, at least 4 per worker, longest first; one shard per feature per task; bounds worker memory)."),
     prefetch: bool = typer.Option(True, "--prefetch/--no-prefetch", help="Decode the next clip in a thread while faces are detected in this one."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="slurm: start workers as SLURM jobs through dask-jobqueue."),
     cluster_config: Optional[Path] = typer.Option(None, "--cluster-config", help="YAML of SLURM options: queue, account, cores, processes, memory, walltime, jobs, interface, job_extra_directives, … (flags override it)."),
