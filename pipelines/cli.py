@@ -82,7 +82,7 @@ def extract(
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N (fp16 autocast on CUDA)."),
     scheduler: str = typer.Option("local", "--scheduler", help="local (LocalCluster on 127.0.0.1) | sync (in-process, for debugging) | tcp://HOST:PORT (existing cluster)."),
     workers: int = typer.Option(0, "--workers", "-w", help="Worker processes for --scheduler local (0 = cores / threads)."),
-    threads: int = typer.Option(0, "--threads", help="torch threads per worker (0 = cores / workers; on tcp:// each worker takes its host's cores / workers there)."),
+    threads: int = typer.Option(0, "--threads", help="torch threads per worker (0 = cores / workers, leaving out cores other processes keep busy; on tcp:// each worker takes its host's cores / workers there)."),
     tasks_per_worker: int = typer.Option(1, "--tasks-per-worker", help="Batches in flight per worker process (2 lets one decode while the other infers; pays when workers × threads < cores, e.g. on a GPU)."),
     clips_per_task: int = typer.Option(8, "--clips-per-task", help="At most this many clips per Dask task (tasks are sized by estimated cost, at least 4 per worker, longest first; one shard per feature per task; bounds worker memory)."),
     prefetch: bool = typer.Option(True, "--prefetch/--no-prefetch", help="Decode the next clip in a thread while faces are detected in this one."),
