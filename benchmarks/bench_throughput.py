@@ -23,6 +23,8 @@ ResNet18 and VGGish in the official layouts (bench_common.random_weights).
 4. task balance: each worker's busy share of the compute time in runs 1 and 2.
 5. scale: 500 short clips vs 24 of the same kind (faces, warm cluster): throughput ratio, peak
    worker RSS (sampled every 0.2 s), and the planner's own time for 500 clips (in-process).
+6. allocator: ms per frame of fer_minixception and resnet18 alone in a process started as Dask
+   starts workers (MALLOC_TRIM_THRESHOLD_=65536), as is and with pipelines.worker.keep_freed_memory.
 """
 from __future__ import annotations
 
@@ -138,10 +140,15 @@ def stage_alone(stage: str, paths: list[Path], extra: dict) -> float:
 
 
 def _set_threads() -> None:
+    """As a pipeline worker: one torch thread and the same allocator thresholds (so the ratios
+    measure the pipeline, not an allocator setting; section 6 measures that setting alone)."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
+    from pipelines.worker import keep_freed_memory
+
     torch.set_num_threads(1)
+    keep_freed_memory()
 
 
 def _decoded(paths, extra):
@@ -370,13 +377,51 @@ def scale(work: Path, wargs: list[str], n: int, repeat: int) -> dict:
     return out
 
 
+# -- 6. the worker allocator setting -------------------------------------------------------------------
+ALLOCATOR_PROBE = """
+import json, sys, time
+import numpy as np, torch
+from extract.catalog import catalog
+from extract.specs import BuildOptions
+from pipelines.worker import keep_freed_memory
+if sys.argv[2] == "tuned":
+    keep_freed_memory()
+torch.set_num_threads(1)
+name, paths = sys.argv[1], json.loads(sys.argv[3])
+spec = catalog().get(name)
+model = spec.build(BuildOptions(spec.config_with(), "cpu", 64, paths[spec.weights_entries()[0]], paths))
+crops = np.random.default_rng(0).integers(0, 255, (64, 224, 224, 3), dtype=np.uint8)
+model.run([crops], [np.arange(64) / 5.0])  # warm-up
+start = time.perf_counter()
+for _ in range(4):
+    model.run([crops], [np.arange(64) / 5.0])
+print((time.perf_counter() - start) / (4 * 64) * 1000)
+"""
+
+
+def allocator(paths: dict) -> dict:
+    """ms per frame of each video network alone (batch 64, one thread) in a process started as Dask's
+    nanny starts workers (MALLOC_TRIM_THRESHOLD_=65536), as is and with keep_freed_memory()."""
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    out = {}
+    for name in ("fer_minixception", "resnet18_affectnet"):
+        entries = catalog().get(name).weights_entries()
+        args = json.dumps({e: str(paths[e]) for e in entries})
+        ms = {mode: round(float(subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, name, mode, args], env=env,
+                                               check=True, capture_output=True, text=True).stdout), 2)
+              for mode in ("dask default", "tuned")}
+        out[name] = {"ms_per_frame": ms, "speed_up": round(ms["dask default"] / ms["tuned"], 2)}
+    print(f"  {out}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="8 clips, 60 in the scale check, one repeat")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--work", type=Path, default=Path("/tmp/eri-bench-throughput"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json")
-    ap.add_argument("--only", default="steady,short,cached,scale")
+    ap.add_argument("--only", default="steady,short,cached,scale,allocator")
     args = ap.parse_args()
     repeat = 1 if args.quick else args.repeat
     only = set(args.only.split(","))
@@ -400,6 +445,9 @@ def main() -> None:
     if "scale" in only:
         print("5. scale check", flush=True)
         results["scale"] = scale(args.work, wargs, 60 if args.quick else 500, repeat)
+    if "allocator" in only:
+        print("6. worker allocator thresholds", flush=True)
+        results["allocator"] = allocator(paths)
     results["machine"]["load_avg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

@@ -36,6 +36,14 @@ class ExtractSettings:
     id_from: Literal["name", "relpath"] = "name"  # clip ids of a folder scan: file stem or relative path
 
 
+def busy_cores() -> float:
+    """How many cores other work keeps busy now (the 1-minute load average; 0 where unknown)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
 def usable_cores() -> int:
     """CPUs this process may run on (the affinity mask, not the machine's count)."""
     try:
@@ -57,16 +65,20 @@ class SchedulerSettings:
     verbose: bool = False
 
 
-def split_cores(kind: str, workers: int, threads: int, cores: int) -> tuple[int, int]:
+def split_cores(kind: str, workers: int, threads: int, cores: int, busy: float = 0.0) -> tuple[int, int]:
     """(worker processes, torch threads per worker) so that workers × threads = cores unless told otherwise.
 
     sync runs one process with every core; local defaults to one single-threaded worker per core
     (process parallelism scales best for decode + face detection + small CNNs, see BENCHMARKS.md);
-    for tcp/slurm the workers are not ours: threads 0 lets each worker take its share of its host."""
+    for tcp/slurm the workers are not ours: threads 0 lets each worker take its share of its host.
+    Automatic threads also leave out the cores other processes keep busy (`busy`, e.g. the load
+    average): OpenMP threads that wait for a taken core spin, and fer_minixception with 2 threads on
+    a 2-core machine where another job ran was 17× slower than with 1 (BENCHMARKS.md)."""
+    free = max(1, cores - int(round(busy)))
     if kind == "sync":
-        return 1, threads if threads > 0 else cores
+        return 1, threads if threads > 0 else free
     if kind == "local":
         if workers <= 0:
             workers = max(1, cores // threads) if threads > 0 else cores
-        return workers, threads if threads > 0 else max(1, cores // workers)
+        return workers, threads if threads > 0 else max(1, min(cores, free) // workers)
     return workers, max(0, threads)

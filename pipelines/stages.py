@@ -25,7 +25,7 @@ from feature_store import FeatureStore
 from pipelines.freshness import split_by_freshness
 from pipelines.stage_io import fail_clips, feature_dir, load_crops, reason, run_isolated, write_outputs
 from pipelines.task_types import FACE_QA_KEYS, ClipContext, JobRef, Task, TaskResult
-from pipelines.worker import extractor_for, set_torch_threads
+from pipelines.worker import extractor_for, keep_freed_memory, set_torch_threads
 
 __all__ = ["JobRef", "Task", "TaskResult", "run_task"]
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def run_task(task: Task) -> TaskResult:
     result = TaskResult(worker=f"{os.uname().nodename}:{os.getpid()}")
     start = time.perf_counter()
     set_torch_threads(task.torch_threads)
+    keep_freed_memory()
     store = FeatureStore(task.store_root)
     ctx = ClipContext(task.clips)
     jobs = _remaining(task, ctx, result)

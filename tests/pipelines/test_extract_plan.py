@@ -176,6 +176,15 @@ def test_workers_times_threads_is_the_core_count(kind, workers, threads, expecte
     assert split_cores(kind, workers, threads, cores=8) == expected
 
 
+@pytest.mark.parametrize("kind,workers,threads,busy,expected", [
+    ("sync", 0, 0, 1.2, (1, 7)), ("sync", 0, 0, 9.0, (1, 1)), ("local", 2, 0, 4.4, (2, 2)),
+    ("local", 0, 0, 6.0, (8, 1)),   # one process per core whatever the load: processes do not spin
+    ("sync", 0, 3, 7.0, (1, 3)), ("local", 2, 4, 7.0, (2, 4)),  # threads the user asked for are kept
+])
+def test_automatic_threads_leave_out_busy_cores(kind, workers, threads, busy, expected):
+    assert split_cores(kind, workers, threads, cores=8, busy=busy) == expected
+
+
 def test_slurm_job_script_from_yaml_with_flags_overriding(tmp_path):
     config = tmp_path / "slurm.yaml"
     config.write_text("queue: short\naccount: proj42\ncores: 4\nprocesses: 2\nmemory: 8GB\n"
