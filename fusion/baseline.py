@@ -12,9 +12,14 @@ from fusion.heads import build_head
 from fusion.metrics import score
 
 
+CHUNK_VALUES = 1 << 26  # float32 values widened at a time (256 MiB): 512 clips of vectors, ~160 of token sets
+
+
 def pooled_features(model, data: FusionData, norm: Normalizer, rows: torch.Tensor,
                     batch_size: int = 512) -> torch.Tensor:
     """The ridge head's pooled statistics of `rows`, in chunks (never all steps in memory)."""
+    per_clip = sum(b.data[0].numel() for b in data.blocks.values())
+    batch_size = max(1, min(batch_size, CHUNK_VALUES // max(per_clip, 1)))
     with torch.no_grad():
         parts = [model.pool(*make_batch(data, norm, chunk)) for chunk in rows.split(batch_size)]
     return torch.cat(parts) if parts else torch.zeros(0, 0)

@@ -5,7 +5,7 @@ of clips, written straight into one preallocated (N, T, D) tensor — or (N, T, 
 token-set feature (K tokens of width D per step, e.g. a CNN's feature map) — plus a mask;
 batches are plain tensor indexing (no HDF5 reads during training). A feature stored as
 float16 stays float16 in memory (half of float32: 16,000 clips of (32, 49, 256) take
-12.3 GiB instead of 24.5) and is widened per batch in ``make_batch``. Standardisation
+12 GiB instead of 24) and is widened per batch in ``make_batch``. Standardisation
 statistics (per channel D, over steps and tokens) are fitted on the training rows only
 (``Normalizer.fit``, in chunks, never a float64 copy of the set) and applied per batch, so
 folds share one copy of the data.

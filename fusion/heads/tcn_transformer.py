@@ -106,11 +106,12 @@ register_recipe(Recipe(
     "without improvement, MSE",
     settings={"optimizer": "adam", "lr": 1e-4, "batch_size": 64, "schedule": "plateau",
               "lr_patience": 10, "lr_factor": 0.5, "loss": "mse", "epochs": 100, "patience": 20,
-              "weight_decay": 0.0, "steps": 32},
+              "weight_decay": 0.0, "steps": 32, "eval_batch_size": 64},
     head_options={"d_model": 128, "tcn_layers": 5, "tcn_kernel": 3, "p_m": 0.9, "p_v": 0.5,
                   "spatial_d": 256, "spatial_depth": 4, "spatial_heads": 4, "spatial_ff": 512,
                   "spatial_checkpoint": True},
     notes="epochs and early-stopping patience are not given in the paper: 100 and 20 here; nor is the "
           "spatial encoder's feed-forward width: 2 x d = 512 here; its blocks are recomputed in the backward "
-          "pass (same gradients, 1/3 of the memory: BENCHMARKS.md). The spatial options act on token-set "
+          "pass (same gradients, 1/3 of the memory: BENCHMARKS.md), and evaluation runs in batches of 64 (512 "
+          "clips x 32 frames x 49 tokens at d = 256 would hold GiBs at once). The spatial options act on token-set "
           "features (resnet18_affectnet_maps); vector features go straight to their temporal encoder"))
