@@ -78,16 +78,19 @@ class SpatialEncoder(nn.Module):
             h = checkpoint(layer, h, use_reentrant=False)
         return h
 
+    def pooling_weights(self, z: torch.Tensor) -> torch.Tensor:
+        """z (N, K, d) -> a (N, K): softmax over the K positions of each frame."""
+        return torch.softmax(self.score(z).squeeze(-1), dim=-1)
+
     def weights(self, x: torch.Tensor) -> torch.Tensor:
-        """a (B, T, K): softmax over the K positions of each frame."""
+        """a (B, T, K) for the input (B, T, K, D)."""
         b, t = x.shape[:2]
-        return torch.softmax(self.score(self.encode(x)).squeeze(-1), dim=-1).view(b, t, -1)
+        return self.pooling_weights(self.encode(x)).view(b, t, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
         z = self.encode(x)
-        a = torch.softmax(self.score(z).squeeze(-1), dim=-1)
-        return torch.einsum("nk,nkd->nd", a, z).view(b, t, -1)
+        return torch.einsum("nk,nkd->nd", self.pooling_weights(z), z).view(b, t, -1)
 
 
 class MeanTokens(nn.Module):
