@@ -11,28 +11,18 @@ stop scaling anyway.
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
+
+from pipelines.settings import busy_cores, usable_cores  # stdlib only: eri-extract's core count, one rule
 
 log = logging.getLogger(__name__)
 MAX_AUTO_THREADS = 8
 
 
-def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def auto_threads() -> int:
     cores = usable_cores()
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(MAX_AUTO_THREADS, cores // 2, cores - int(round(busy))))
+    return max(1, min(MAX_AUTO_THREADS, cores // 2, cores - int(round(busy_cores()))))
 
 
 def apply_threads(requested: int) -> int:

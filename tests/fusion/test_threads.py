@@ -11,7 +11,7 @@ import fusion.threads as threads
                                                   (8, 1.0, 4), (64, 0.0, 8), (1, 0.0, 1)])
 def test_auto_threads(monkeypatch, cores, load, expected):
     monkeypatch.setattr(threads, "usable_cores", lambda: cores)
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(threads, "busy_cores", lambda: load)
     assert threads.auto_threads() == expected
 
 
