@@ -63,33 +63,28 @@ WORKLOADS = {  # label -> (modality, features, backbone or audio extractor whose
 
 
 # -- data ------------------------------------------------------------------------------------------
-def varied_clips(folder: Path, n: int) -> list[Path]:
-    """n real-face clips, 6–12 s, 480×360 / 640×480, 25 / 30 fps (made once, kept in --work)."""
+def _face_clips(folder: Path, n: int, clip_options) -> list[Path]:
+    """n generated real-face clips 00001.mp4…, clip i made with make_clip(**clip_options(i)) once."""
     from pipelines.sample_data import make_clip
 
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        path = folder / f"{i + 1:05d}.mp4"
+    paths = [folder / f"{i + 1:05d}.mp4" for i in range(n)]
+    for i, path in enumerate(paths):
         if not path.exists():
-            size = (480, 360) if i % 2 else (640, 480)
-            make_clip(path, "face", seed=100 + i, duration=6.0 + (i * 7 % 13) / 2.0, size=size,
-                      fps=30.0 if i % 3 == 0 else 25.0)
-        paths.append(path)
+            make_clip(path, "face", **clip_options(i))
     return paths
+
+
+def varied_clips(folder: Path, n: int) -> list[Path]:
+    """n real-face clips, 6–12 s, 480×360 / 640×480, 25 / 30 fps (made once, kept in --work)."""
+    return _face_clips(folder, n, lambda i: dict(
+        seed=100 + i, duration=6.0 + (i * 7 % 13) / 2.0, size=(480, 360) if i % 2 else (640, 480),
+        fps=30.0 if i % 3 == 0 else 25.0))
 
 
 def short_clips(folder: Path, n: int) -> list[Path]:
-    from pipelines.sample_data import make_clip
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        path = folder / f"{i + 1:05d}.mp4"
-        if not path.exists():
-            make_clip(path, "face", seed=5000 + i, duration=2.0, size=(320, 240))
-        paths.append(path)
-    return paths
+    """n real-face clips of 2 s at 320×240 (the scale check)."""
+    return _face_clips(folder, n, lambda i: dict(seed=5000 + i, duration=2.0, size=(320, 240)))
 
 
 def weights(work: Path) -> dict[str, Path]:
