@@ -179,6 +179,12 @@ def _resume_plan(args: argparse.Namespace):
 
 
 def fit_main(argv: list[str] | None = None) -> int:
+    from pipelines.interrupts import catch_interrupts
+    with catch_interrupts():
+        return _fit(argv)
+
+
+def _fit(argv: list[str] | None) -> int:
     args = fit_parser().parse_args(argv)
     console = Console()
     _setup_logging(args.verbose)

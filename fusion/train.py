@@ -25,6 +25,7 @@ from fusion.heads.registry import FusionHead
 from fusion.losses import parse_loss
 from fusion.metrics import Score, score
 from fusion.resume import load_state, rng_state, save_state, set_rng_state
+from pipelines.interrupts import raise_if_interrupted
 
 log = logging.getLogger(__name__)
 SCHEDULES = ("plateau", "cosine", "constant")
@@ -177,6 +178,7 @@ def train_model(model: FusionHead, data: FusionData, norm: Normalizer, y: torch.
             batch = perm[start:start + cfg.batch_size]
             if len(batch) < 2:  # PCC/CCC terms and batch statistics need two clips
                 continue
+            raise_if_interrupted()
             td = time.perf_counter()
             x, m = make_batch(data, norm, batch)
             target = y[batch]

@@ -144,10 +144,12 @@ def extract(
         rerun_failed=rerun_failed, clips_per_task=max(1, clips_per_task), torch_threads=threads, prefetch=prefetch,
         audio_stream=audio_stream, id_from=id_from)
     from pipelines.dataset import DatasetError
+    from pipelines.interrupts import catch_interrupts
     from pipelines.run import run_extraction
 
     try:
-        code = run_extraction(input, store, settings, sched, dry_run, summary_json, console)
+        with catch_interrupts():
+            code = run_extraction(input, store, settings, sched, dry_run, summary_json, console)
     except (DatasetError, ConnectionError, ValueError, KeyError) as exc:
         _fail(str(exc).strip("'\""))
     except KeyboardInterrupt:  # before any task ran (planning, cluster start-up)

@@ -32,6 +32,7 @@ import yaml
 
 from fusion.search import (SearchSpace, TrialTask, default_params, open_study, run_trial, suggest,
                            trial_dir)
+from pipelines.interrupts import raise_if_interrupted
 from pipelines.schedulers import open_executor
 from pipelines.settings import SchedulerSettings
 
@@ -145,6 +146,7 @@ def run_search(plan: SearchPlan, search_dir: Path, settings: SchedulerSettings, 
                     executor.release(future)
                     if on_trial:
                         on_trial(result, done, plan.n_trials)
+                    raise_if_interrupted()
                     top_up()
             except BaseException:
                 executor.cancel(list(running))   # their trials stay RUNNING: the next start resumes them

@@ -13,6 +13,7 @@ import logging
 from dataclasses import replace
 from typing import Callable
 
+from pipelines.interrupts import raise_if_interrupted
 from pipelines.schedulers import Executor
 from pipelines.stages import Task, TaskResult, run_task
 
@@ -63,6 +64,7 @@ def run_tasks(tasks: list[Task], on_result: OnResult, on_failure: OnFailure, exe
             finally:
                 executor.release(future)
             on_result(task, result)
+            raise_if_interrupted()
     except BaseException:
         executor.cancel(list(futures))
         raise

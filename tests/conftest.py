@@ -16,6 +16,7 @@ All are session-scoped and read-only: copy a file before changing it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -94,3 +95,16 @@ def blazeface_model(wheel_weights) -> Path:
 @pytest.fixture(scope="session")
 def blazeface_full_range_model(wheel_weights) -> Path:
     return wheel_weights("blazeface_full_range")
+
+
+@pytest.fixture
+def terminal_sigint(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
+    """Python's own SIGINT handler (as in a process started from a terminal) for this test;
+    returns the list of exceptions Python reported as "Exception ignored" meanwhile."""
+    import signal
+    import sys
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    ignored: list = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: ignored.append(u.exc_type))
+    yield ignored
+    signal.signal(signal.SIGINT, previous)

@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 from fusion_helpers import BIN, run_cli
+from signal_helpers import ctrl_c_lost_in_gc, interruptible
 
 from fusion.cli import fit_main
 from fusion.config import resolve_config
@@ -83,8 +84,7 @@ def test_interrupted_search_continues_to_n_trials(muse_events, tmp_path, sig):
     out = tmp_path / "search"
     n = 5
     args = muse_events.fit_args(out, *QUICK, "--search", str(n), "--scheduler", "sync", "--head-opt", "hidden=16")
-    proc = subprocess.Popen([str(BIN / "eri-fit"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = interruptible([str(BIN / "eri-fit"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: finished_trials(out) >= 2, proc)
     proc.send_signal(sig)
     stdout, _ = proc.communicate(timeout=120)
@@ -104,6 +104,31 @@ def test_interrupted_search_continues_to_n_trials(muse_events, tmp_path, sig):
     for r in rows:
         if r["state"] == "complete":
             assert (Path(r["run_dir"]) / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("kind", ["fit", "search"])
+def test_a_ctrl_c_dropped_by_the_garbage_collector_still_stops_the_run(muse_events, tmp_path, monkeypatch,
+                                                                      capsys, terminal_sigint, kind):
+    """Python drops a KeyboardInterrupt raised inside a finalizer; the run must stop anyway (it once
+    finished the whole search and exited 0) and say how to continue."""
+    import fusion.train
+    calls = {"n": 0}
+    real = fusion.train.make_batch
+
+    def make_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            ctrl_c_lost_in_gc()
+        return real(*args, **kwargs)
+    monkeypatch.setattr(fusion.train, "make_batch", make_batch)
+    out = tmp_path / kind
+    extra = ["--search", "3", "--scheduler", "sync"] if kind == "search" else []
+    assert fit_main(muse_events.fit_args(out, *QUICK, "--head-opt", "hidden=16", *extra)) == 130
+    assert terminal_sigint == [KeyboardInterrupt]           # the interrupt was indeed dropped by Python
+    assert f"eri-fit--resume{out}" in "".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert not (out / "metrics.json").exists() and not (out / "search.json").exists()
+    monkeypatch.setattr(fusion.train, "make_batch", real)
+    assert fit_main(["--resume", str(out), "-q", "--no-plots"]) == 0
 
 
 def test_search_refuses_bad_requests(muse_events, tmp_path, capsys):
@@ -126,8 +151,8 @@ def test_resumed_fit_ends_where_an_uninterrupted_one_does(muse_events, tmp_path,
     steady = ["--epochs", "5", "--patience", "100", "--seeds", "2", "--head-opt", "hidden=16", "--no-plots"]
     assert fit_main(muse_events.fit_args(tmp_path / "whole", *steady)) == 0
     cut = tmp_path / "cut"
-    proc = subprocess.Popen([str(BIN / "eri-fit"), *muse_events.fit_args(cut, *steady)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = interruptible([str(BIN / "eri-fit"), *muse_events.fit_args(cut, *steady)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = cut / "checkpoints/seed1/resume.pt"                # the second model, mid-way
 
     def epochs_done() -> int:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from signal_helpers import ctrl_c_lost_in_gc, interruptible
 from test_extract_helpers import cli, cli_command, occurrences, subset_manifest, wait_for, weights_args  # noqa: F401
 
 from feature_store import FeatureStore
@@ -49,18 +50,13 @@ def test_broken_clips_are_recorded_with_reasons_and_the_rest_finish(tmp_path, sa
     assert verify_dirs(fs.feature_dirs()).ok
 
 
-def _interruptible(argv: list[str]) -> subprocess.Popen:
-    """A child in its own process group with SIGINT at its default, as a shell starts a command."""
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-
 def test_ctrl_c_stops_cleanly_and_a_rerun_continues(tmp_path, sample_dataset, weights_args):
     clips = sample_dataset.clips[10:18]
     manifest = subset_manifest(tmp_path / "clips.csv", clips)
     store = tmp_path / "store"
     args = ["-i", manifest, "-s", store, "-m", "video", "--workers", "2", "--clips-per-task", "1", *weights_args]
-    run = _interruptible(cli_command(*args, "--summary-json", tmp_path / "first.json"))
+    run = interruptible(cli_command(*args, "--summary-json", tmp_path / "first.json"), stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: list(store.glob("fer_minixception/*/shard-*.h5")) or run.poll() is not None, 180,
                  "the first finished clip")
@@ -87,3 +83,28 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_continues(tmp_path, sample_dataset, we
         assert second[feature]["done"] == len(clips) - len(done_before)
         assert occurrences(store, feature) == {c.id: 1 for c in clips}
     assert verify_dirs(FeatureStore(store).feature_dirs()).ok
+
+
+def test_a_ctrl_c_dropped_by_the_garbage_collector_still_stops_extraction(tmp_path, sample_dataset, monkeypatch,
+                                                                          terminal_sigint):
+    """Python drops a KeyboardInterrupt raised inside a finalizer: the run must still stop after
+    the task in hand (exit 130, that clip kept) and a rerun must do only the rest."""
+    import pipelines.runner
+    clips = sample_dataset.clips[:4]
+    args = ["-i", subset_manifest(tmp_path / "clips.csv", clips), "-s", tmp_path / "store", "-m", "audio",
+            "-f", "mfcc", "--scheduler", "sync", "--clips-per-task", "1"]
+    real = pipelines.runner.run_task
+
+    def run_task(task):
+        result = real(task)
+        ctrl_c_lost_in_gc()
+        return result
+    monkeypatch.setattr(pipelines.runner, "run_task", run_task)
+    code, out = cli(*args)
+    assert code == 130 and terminal_sigint == [KeyboardInterrupt], out
+    assert len(FeatureStore(tmp_path / "store").resolve("mfcc").completed()) == 1
+    monkeypatch.setattr(pipelines.runner, "run_task", real)
+    code, out = cli(*args, "--summary-json", tmp_path / "second.json")
+    assert code == 0, out
+    second = json.loads((tmp_path / "second.json").read_text())["features"]["mfcc"]
+    assert (second["skipped_cached"], second["done"]) == (1, 3)
