@@ -37,6 +37,7 @@ def parse_alphas(text: str) -> list[float]:
 
 class RidgeHead(FusionHead):
     token_frontend = "mean"   # token sets: mean over tokens per step, then the pooled statistics over time
+
     def __init__(self, streams: dict[str, StreamInfo], cfg: RidgeOptions) -> None:
         super().__init__(streams, cfg)
         self.alphas = parse_alphas(cfg.alphas)
